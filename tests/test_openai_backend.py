@@ -112,7 +112,8 @@ def test_500s_are_retried_then_succeed(server):
     backend = client(server, max_retries=3)
     [[comp]] = backend.generate(["q"], progress=False)
     assert comp.text == fake_completion("q", SamplingParams(seed=sample_seed(0, "q", 0)), 0, "x").text
-    assert server.stats["requests"] == 3 and backend.stats == {"requests": 3, "retries": 2}
+    assert server.stats["requests"] == 3
+    assert backend.stats == {"requests": 3, "retries": 2, "by_endpoint": {server.url: 3}}
 
 
 def test_429_waits_for_retry_after(server):
@@ -207,6 +208,73 @@ def test_make_backend_and_bad_options(server):
     assert isinstance(backend, OpenAIBackend) and backend.base_url == server.url
     with pytest.raises(HeirloomError, match="openai backend option max_concurency"):
         make_backend(f"openai:fake-model@{server.url}", max_concurency=2)
+
+
+# --- several endpoints: replicas of one model as one pool ---------------------------------
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"  # closed again: nothing listens there
+
+
+def test_replicas_share_the_work_within_the_bound_and_give_the_same_samples():
+    prompts = [f"prompt {i}" for i in range(24)]
+    params = SamplingParams(temperature=0.7, seed=4)
+    with fake_server(FakeBackend(delay=0.02)) as one:
+        alone = client(one, n_per_request="never").generate(prompts, k=2, params=params, progress=False)
+    with fake_server(FakeBackend(delay=0.02)) as a, fake_server(FakeBackend(delay=0.02)) as b:
+        backend = OpenAIBackend("fake-model", base_url=[a.url, b.url], n_per_request="never", max_concurrency=3, **FAST)
+        assert backend.preferred_batch >= 2 * 2 * 3
+        pooled = backend.generate(prompts, k=2, params=params, progress=False)
+        for srv in (a, b):
+            assert 10 <= srv.stats["requests"] <= 38  # 48 requests, spread over both
+            assert srv.stats["max_in_flight"] <= 3
+        assert backend.stats["by_endpoint"] == {a.url: a.stats["requests"], b.url: b.stats["requests"]}
+    assert [[(c.text, c.seed, c.sample_index) for c in cs] for cs in pooled] == \
+           [[(c.text, c.seed, c.sample_index) for c in cs] for cs in alone]
+
+
+def test_a_dead_replica_is_dropped_and_the_live_one_does_the_work():
+    dead = closed_port_url()
+    with fake_server() as live:
+        backend = make_backend(f"openai:fake-model@{dead},{live.url}", **FAST)
+        with pytest.warns(UserWarning, match=f"cannot connect to {dead}.*other 1 endpoint"):
+            out = backend.generate([f"q{i}" for i in range(10)], k=1, progress=False)
+        # Only the tries already in flight when the first refusal came back went to the dead one.
+        assert live.stats["requests"] == 10 and backend.stats["by_endpoint"][dead] <= backend.options.max_concurrency
+    assert all(c.text for [c] in out)
+
+
+def test_no_live_replica_names_every_url_at_once():
+    urls = [closed_port_url(), closed_port_url()]
+    start = time.monotonic()
+    with pytest.raises(HeirloomError, match=f"cannot connect to {urls[0]}, {urls[1]}.*is the server running"), \
+            pytest.warns(UserWarning, match="going on with the other 1"):
+        OpenAIBackend("m", base_url=urls, **FAST).generate(["q", "r"], progress=False)
+    assert time.monotonic() - start < 2
+
+
+def test_a_failing_replica_hands_its_retries_to_another_without_waiting():
+    with fake_server() as sick, fake_server() as healthy:
+        sick.faults = [{"kind": "503"}] * 50
+        backend = OpenAIBackend("fake-model", base_url=[sick.url, healthy.url], max_concurrency=1,
+                                backoff_base=5.0, backoff_max=10.0)
+        start = time.monotonic()
+        out = backend.generate([f"q{i}" for i in range(6)], k=1, progress=False)
+        assert time.monotonic() - start < 3  # a 5 s backoff was never waited for
+        assert sick.stats["requests"] == 1 and healthy.stats["requests"] == 6  # resting after its failure
+    assert all(c.text for [c] in out)
+
+
+def test_model_refs_with_several_urls():
+    from heirloom.models.refs import ModelRef
+
+    ref = ModelRef.parse("openai:m@http://a:1/v1/, http://b:2/v1")
+    assert ref.base_url == "http://a:1/v1,http://b:2/v1" and str(ref) == "openai:m@http://a:1/v1,http://b:2/v1"
+    with pytest.raises(HeirloomError, match="listed twice"):
+        ModelRef.parse("openai:m@http://a/v1,http://a/v1")
+    with pytest.raises(HeirloomError, match="comma-separated"):
+        ModelRef.parse("openai:m@http://a/v1,b")
 
 
 def test_retry_after_reads_both_forms():

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from heirloom.cli import main
+from heirloom.generation.base import Backend
 from heirloom.runs.config import load_run_config
 from heirloom.runs.runner import run_config
 
@@ -79,7 +80,7 @@ def test_run_killed_mid_generation_resumes_without_duplicates(tmp_path, tiny_mod
         calls["n"] += 1
         real(out, rows)
 
-    monkeypatch.setattr(candidates, "DEFAULT_CHUNK", 2)
+    monkeypatch.setattr(Backend, "preferred_batch", 2)
     monkeypatch.setattr(candidates, "_append", dies_after_first_batch)
     with pytest.raises(KeyboardInterrupt):
         run_config(cfg, run_dir, progress=False, until="generate", log=lambda *_: None)

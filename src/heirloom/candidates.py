@@ -25,10 +25,6 @@ from .generation.base import Backend, SamplingParams
 from .provenance import config_hash, record
 from .tables import read_table, write_json, write_table
 
-# Prompts per append: small enough to lose little on a crash, large enough to batch well.
-DEFAULT_CHUNK = 16
-
-
 def generation_settings(teacher: str, k: int, params: SamplingParams, chat: bool | None) -> dict:
     return {"teacher": teacher, "k": k, "sampling": params.model_dump(mode="json"), "chat": chat}
 
@@ -38,7 +34,7 @@ def generate_candidates(backend: Backend, prompts: pd.DataFrame, k: int, params:
                         chunk: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Generate k candidates per prompt into the JSONL work file `out`; returns this teacher's rows."""
     out = Path(out)
-    chunk = chunk or DEFAULT_CHUNK
+    chunk = chunk or backend.preferred_batch  # prompts per append: little lost on a crash, batches stay full
     teacher = teacher or backend.model_id
     settings = generation_settings(teacher, k, params, chat)
     _check_settings(out, settings)

@@ -28,10 +28,12 @@ import click
 @click.option("--device", default="auto", help="cpu, cuda, cuda:1, ... (hf backend)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="rows decoded together (hf backend; default: sized to the device)")
+@click.option("--option", "backend_options", multiple=True, metavar="KEY=VALUE",
+              help="backend option, e.g. supports_loglikelihood=true (openai) or replicas=4 (ray); repeatable")
 @click.option("--progress/--quiet", default=True, help="show progress bars")
 def command(model, suites, out, config_file, size, seed, textual_prompts, textual_max_new_tokens, toxicity_data,
             toxicity_prompts, toxicity_samples, toxicity_metric, judge_data, judge_pairs, device, batch_size,
-            progress):
+            backend_options, progress):
     """Profile MODEL: textual characteristics, toxicity (RTP), social bias (BBQ, CrowS-Pairs),
     calibration (ECE) and its preferences as a judge.
 
@@ -43,6 +45,7 @@ def command(model, suites, out, config_file, size, seed, textual_prompts, textua
 
     from ..errors import HeirloomError
     from ..models.refs import ModelRef
+    from .options import parse_options
     from ..profiling.suites import ProfileConfig, parse_suites, profile_model
     from ..validation import read_mapping, validate
 
@@ -65,6 +68,7 @@ def command(model, suites, out, config_file, size, seed, textual_prompts, textua
     config = validate(ProfileConfig, doc, config_file or "options")
     ref = ModelRef.parse(model)
     options = {"device": device} if ref.backend == "hf" else {}
+    options.update(parse_options(backend_options))
     try:
         profile = profile_model(model, config, Path(out), progress=progress, backend_options=options)
     except KeyboardInterrupt:

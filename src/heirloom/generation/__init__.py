@@ -19,11 +19,15 @@ def make_backend(ref: ModelRef | str, **options) -> Backend:
 
         if ref.api_key_env:
             options.setdefault("api_key_env", ref.api_key_env)
-        return OpenAIBackend(ref.name, base_url=ref.base_url, **options)
+        return OpenAIBackend(ref.name, base_url=ref.base_url.split(","), **options)
     if ref.backend == "vllm":
         from .vllm import VLLMBackend
 
         return VLLMBackend(ref.name, **options)
+    if ref.backend == "ray":
+        from .ray_replicas import RayBackend
+
+        return RayBackend(ref.name, **options)
     raise HeirloomError(f"model {ref}: unknown backend {ref.backend!r}")
 
 

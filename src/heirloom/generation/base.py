@@ -63,6 +63,9 @@ class Backend(ABC):
 
     name: str = "base"
     supports_loglikelihood: bool = False
+    # Prompts per generate() call that keep this backend busy; the candidates stage appends
+    # each call's output at once, so a crash loses at most this many prompts.
+    preferred_batch: int = 16
 
     def __init__(self, model_id: str):
         self.model_id = model_id

@@ -3,8 +3,11 @@
 Instruction prompts (`chat=True` or None) go to `/chat/completions` as one user
 message, so the server applies the model's own chat template; raw continuation
 (`chat=False`) and prompt scoring go to the legacy `/completions` endpoint.
-At most `max_concurrency` requests are in flight; failed ones are retried as
-`transport.py` describes (429/5xx/timeouts/drops, honouring Retry-After).
+Several base URLs (replicas of one model) form one pool: requests go to the
+least-busy endpoint, at most `max_concurrency` in flight on each; failed ones are
+retried, on another endpoint when one is free, as `transport.py` describes
+(429/5xx/timeouts/drops, honouring Retry-After). Samples do not depend on which
+replica served them: each carries its own seed.
 
 Token counts: `usage.completion_tokens` when a response holds one choice, or a
 per-choice logprob list when the server sends one; when one response carries
@@ -34,7 +37,7 @@ _FINISH = {"stop": "stop", "eos": "stop", "eos_token": "stop", "stop_sequence": 
 class OpenAIOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight at once, per endpoint")
     max_retries: int = Field(5, ge=0, description="retries of a request that got 429, 408, 5xx, a timeout or a dropped connection")
     timeout: float = Field(60.0, gt=0, description="seconds to wait for one response")
     n_per_request: Literal["auto", "always", "never"] = Field(
@@ -52,22 +55,27 @@ class OpenAIOptions(BaseModel):
 class OpenAIBackend(Backend):
     name = "openai"
 
-    def __init__(self, model_id: str, base_url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-                 **options):
+    def __init__(self, model_id: str, base_url: str | Sequence[str] | None = None,
+                 api_key_env: str | None = "OPENAI_API_KEY", **options):
         super().__init__(model_id)
         try:
             self.options = OpenAIOptions(**options)
         except ValidationError as e:
             err = e.errors()[0]
             raise HeirloomError(f"openai backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        urls = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        # Several URLs: replicas of one model, used as one pool (see transport.py).
+        self.base_urls = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
+        self.base_url = ",".join(self.base_urls)
         self.supports_loglikelihood = self.options.supports_loglikelihood
         key = os.environ.get(api_key_env) if api_key_env else None
         o = self.options
         self._transport = RetryingClient(
-            self.base_url, f"(model {model_id})", {"Authorization": f"Bearer {key}"} if key else {},  # local servers need none
+            self.base_urls, f"(model {model_id})", {"Authorization": f"Bearer {key}"} if key else {},  # local servers need none
             o.max_concurrency, o.max_retries, o.timeout, o.backoff_base, o.backoff_max)
-        self.stats = self._transport.stats  # requests sent and retries, for logs and tests
+        self.stats = self._transport.stats  # requests sent (per endpoint) and retries, for logs and tests
+        # Prompts per generate() call from the candidates stage: enough to keep every endpoint busy.
+        self.preferred_batch = max(16, 2 * self._transport.capacity)
         # Whether `n` works: fixed by the option, or learnt from the first k>1 request (auto).
         self.n_supported: bool | None = {"always": True, "never": False}.get(self.options.n_per_request)
         self._warned_counts = False

@@ -42,6 +42,7 @@ class VLLMBackend(Backend):
     name = "vllm"
     supports_loglikelihood = True
     supports_messages = True  # generate() also takes chat message lists (used by `heirloom serve`)
+    preferred_batch = 256  # a GPU wants hundreds of sequences per step; k copies share a cached prefill
 
     def __init__(self, model_id: str, **options):
         super().__init__(model_id)

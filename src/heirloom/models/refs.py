@@ -5,6 +5,8 @@
     path/to/model.gguf                 a GGUF file, dequantized into transformers
     hf:NAME / vllm:NAME                pick the backend explicitly
     openai:MODEL@http://host:8000/v1   a model behind an OpenAI-compatible server
+    openai:MODEL@http://a/v1,http://b/v1  the same model on several servers, one pool
+    ray:REF                            REF (any of the above) on replicas across a Ray cluster
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from dataclasses import dataclass
 
 from ..errors import HeirloomError
 
-BACKENDS = ("hf", "vllm", "openai")
+BACKENDS = ("hf", "vllm", "openai", "ray")
 
 
 @dataclass(frozen=True)
 class ModelRef:
     name: str
     backend: str = "hf"
-    base_url: str | None = None
+    base_url: str | None = None  # comma-separated when the model is served by several replicas
     api_key_env: str | None = None
 
     @classmethod
@@ -33,11 +35,19 @@ class ModelRef:
             return cls(name=text)  # plain alias, hub id, path (Windows drive letters included)
         if backend == "openai":
             model, at, url = rest.rpartition("@")
-            if not at or not model or not url.startswith(("http://", "https://")):
-                raise HeirloomError(f"model {text!r}: write openai:MODEL@http://host:port/v1")
-            return cls(name=model, backend="openai", base_url=url.rstrip("/"))
+            urls = [u.strip().rstrip("/") for u in url.split(",")]
+            if not at or not model or not all(u.startswith(("http://", "https://")) for u in urls):
+                raise HeirloomError(f"model {text!r}: write openai:MODEL@http://host:port/v1 "
+                                    "(several servers: comma-separated URLs)")
+            if len(set(urls)) != len(urls):
+                raise HeirloomError(f"model {text!r}: a URL is listed twice")
+            return cls(name=model, backend="openai", base_url=",".join(urls))
         if not rest:
             raise HeirloomError(f"model {text!r}: missing model name after '{backend}:'")
+        if backend == "ray":
+            inner = cls.parse(rest)  # checked now, loaded by each replica
+            if inner.backend == "ray":
+                raise HeirloomError(f"model {text!r}: ray: inside ray: makes no sense")
         return cls(name=rest, backend=backend)
 
     def __str__(self) -> str:

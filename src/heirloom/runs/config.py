@@ -40,11 +40,13 @@ class PromptsConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    model: str | None = Field(None, description="a live teacher: model reference (alias, hub id, dir, .gguf, vllm:, openai:)")
+    model: str | None = Field(None, description="a live teacher: model reference (alias, hub id, dir, .gguf, vllm:, openai:, ray:)")
     outputs: list[str] | None = Field(None, description="an offline teacher: files of generations made elsewhere (AlpacaEval format)")
     batch_size: int | None = Field(None, ge=1, description="rows decoded together (hf backend)")
     device: str = Field("auto", description="device for the hf backend")
     stop: list[str] | None = Field(None, description="stop strings for this teacher (base models need them)")
+    options: dict = Field(default_factory=dict, description="backend options, e.g. {max_concurrency: 32} (openai), "
+                          "{tensor_parallel_size: 2} (vllm), {replicas: 4, num_gpus: 1} (ray)")
 
     @model_validator(mode="after")
     def _one_kind(self):

@@ -112,6 +112,7 @@ class Runner:
             ref = ModelRef.parse(t.model)
             params = c.generation.sampling(t.stop).model_copy(update={"seed": c.seed})
             options = {"device": t.device, "batch_size": t.batch_size} if ref.backend == "hf" else {}
+            options.update(t.options)
             self.log(f"[generate] {ref}: {len(prompts)} prompts x k={c.generation.k}")
             backend = make_backend(ref, **options)
             generate_candidates(backend, prompts, c.generation.k, params, d / "candidates.jsonl",
