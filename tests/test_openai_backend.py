@@ -285,3 +285,16 @@ def test_retry_after_reads_both_forms():
     assert _retry_after("3") == 3.0 and _retry_after("0.5") == 0.5 and _retry_after(None) is None
     assert 8 < _retry_after(email.utils.formatdate(time.time() + 10, usegmt=True)) <= 10
     assert _retry_after("soon") is None
+
+
+def test_a_base_model_gets_instructions_in_the_qa_template_with_the_same_seeds(server):
+    from heirloom.generation.formatting import QA_TEMPLATE
+
+    chat_model, base_model = client(server), client(server, chat_template=False)
+    assert chat_model.chat is True and base_model.chat is False
+    [[comp]] = base_model.generate(["Name a colour."], params=SamplingParams(seed=2), progress=False)
+    body = posts(server)[-1]
+    assert body["path"] == "/v1/completions" and body["body"]["prompt"] == QA_TEMPLATE.format(prompt="Name a colour.")
+    assert comp.seed == sample_seed(2, "Name a colour.", 0)  # keyed by the prompt, as every backend does
+    with pytest.raises(HeirloomError, match="chat_template=False"):
+        base_model.generate(["q"], chat=True, progress=False)

@@ -66,6 +66,9 @@ class Backend(ABC):
     # Prompts per generate() call that keep this backend busy; the candidates stage appends
     # each call's output at once, so a crash loses at most this many prompts.
     preferred_batch: int = 16
+    # The model has a chat template: what `chat=None` uses, and what suites ask to pick
+    # their prompt format (instruction through the template, or raw continuation).
+    chat: bool = False
 
     def __init__(self, model_id: str):
         self.model_id = model_id

@@ -2,7 +2,8 @@
 
 Instruction prompts (`chat=True` or None) go to `/chat/completions` as one user
 message, so the server applies the model's own chat template; raw continuation
-(`chat=False`) and prompt scoring go to the legacy `/completions` endpoint.
+(`chat=False`), prompt scoring, and instructions for a base model
+(`chat_template=False`: the paper's QA template) go to the legacy `/completions`.
 Several base URLs (replicas of one model) form one pool: requests go to the
 least-busy endpoint, at most `max_concurrency` in flight on each; failed ones are
 retried, on another endpoint when one is free, as `transport.py` describes
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import HeirloomError
 from .base import Backend, Completion, LoglikResult, SamplingParams, sample_seed
+from .formatting import QA_TEMPLATE
 from .transport import Rejected, RetryingClient
 
 _FINISH = {"stop": "stop", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop",
@@ -46,6 +48,8 @@ class OpenAIOptions(BaseModel):
     supports_loglikelihood: bool = Field(
         False, description="the server returns prompt logprobs from /completions with echo=True, logprobs=1, "
         "max_tokens=0 (vLLM, OpenAI legacy, `heirloom serve` on backends with prompt_logprobs)")
+    chat_template: bool = Field(True, description="the served model has a chat template: instructions go to "
+                                "/chat/completions; false (base models): to /completions in the paper's QA template")
     extra_params: bool = Field(True, description="the server takes sampling params beyond OpenAI's (top_k); "
                                "turn off for OpenAI's own API")
     backoff_base: float = Field(1.0, gt=0, description="seconds before the first retry; doubles per retry, with jitter")
@@ -68,6 +72,7 @@ class OpenAIBackend(Backend):
         self.base_urls = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
         self.base_url = ",".join(self.base_urls)
         self.supports_loglikelihood = self.options.supports_loglikelihood
+        self.chat = self.options.chat_template
         key = os.environ.get(api_key_env) if api_key_env else None
         o = self.options
         self._transport = RetryingClient(
@@ -89,10 +94,14 @@ class OpenAIBackend(Backend):
         if params.top_k > 0 and not self.options.extra_params:
             raise HeirloomError(f"top_k={params.top_k} but {self.base_url} takes no extra params "
                                 "(extra_params=False); set top_k=0")
-        path = "/completions" if chat is False else "/chat/completions"
+        if chat and not self.chat:
+            raise HeirloomError(f"model {self.model_id!r} at {self.base_url}: chat=True but chat_template=False")
+        path = "/chat/completions" if chat or (chat is None and self.chat) else "/completions"
+        # An instruction for a base model goes in the paper's template; seeds stay keyed by the prompt.
+        texts = [QA_TEMPLATE.format(prompt=p) for p in prompts] if chat is None and not self.chat else list(prompts)
         results: list[list[Completion | None]] = [[None] * k for _ in prompts]
         if k > 1 and self.n_supported is None and prompts:
-            probe = self._request_n(path, prompts[0], k, params, threading.Event(), probing=True)
+            probe = self._request_n(path, prompts[0], texts[0], k, params, threading.Event(), probing=True)
             if probe is not None:
                 results[0] = probe
         if k > 1 and self.n_supported:
@@ -103,9 +112,9 @@ class OpenAIBackend(Backend):
         def run(unit, cancel):
             i, j = unit
             if j is None:
-                return self._request_n(path, prompts[i], k, params, cancel)
+                return self._request_n(path, prompts[i], texts[i], k, params, cancel)
             seed = sample_seed(params.seed, prompts[i], j)
-            return self._parse(self._transport.post(path, self._body(path, prompts[i], 1, seed, params), cancel),
+            return self._parse(self._transport.post(path, self._body(path, texts[i], 1, seed, params), cancel),
                                path, 1, seed, j)
 
         done = sum(r[0] is not None for r in results)
@@ -123,10 +132,10 @@ class OpenAIBackend(Backend):
                             desc=self.model_id, unit="prompt")
         return results  # type: ignore[return-value]
 
-    def _request_n(self, path, prompt, k, params, cancel, probing=False) -> list[Completion] | None:
+    def _request_n(self, path, prompt, text, k, params, cancel, probing=False) -> list[Completion] | None:
         seed = sample_seed(params.seed, prompt, 0)  # one request, one seed: that of sample 0
         try:
-            data = self._transport.post(path, self._body(path, prompt, k, seed, params), cancel)
+            data = self._transport.post(path, self._body(path, text, k, seed, params), cancel)
         except Rejected as e:
             if not probing or e.status not in (400, 422):
                 raise

@@ -52,7 +52,7 @@ class _Replica:
         b = self.backend
         return {"model_id": b.model_id, "preferred_batch": b.preferred_batch,
                 "supports_loglikelihood": b.supports_loglikelihood,
-                "supports_messages": getattr(b, "supports_messages", False)}
+                "supports_messages": getattr(b, "supports_messages", False), "chat": b.chat}
 
     def generate(self, prompts, k, params, chat):
         return self.backend.generate(prompts, k, params, chat=chat, progress=False)
@@ -103,6 +103,7 @@ class RayBackend(Backend):
         self.model_id = infos[0]["model_id"]
         self.supports_loglikelihood = all(i["supports_loglikelihood"] for i in infos)
         self.supports_messages = all(i["supports_messages"] for i in infos)
+        self.chat = infos[0]["chat"]
         self.preferred_batch = sum(i["preferred_batch"] for i in infos)
 
     def generate(self, prompts: Sequence[str], k: int = 1, params: SamplingParams | None = None,

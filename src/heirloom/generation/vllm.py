@@ -98,6 +98,10 @@ class VLLMBackend(Backend):
             results.append([self._completion(o, seed, j, i) for j, (o, seed) in enumerate(outs)])
         return results
 
+    @property
+    def chat(self) -> bool:
+        return has_chat_template(self.tokenizer)
+
     def _encode(self, prompt, chat: bool | None, index: int) -> dict:
         if isinstance(prompt, str):
             text = format_prompt(self.tokenizer, prompt, chat)

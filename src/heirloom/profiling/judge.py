@@ -160,7 +160,7 @@ def _context_and_verdicts(backend, config: JudgeConfig, instruction: str, a: str
 
     question = TEMPLATE.format(instruction=instruction, output_a=a, output_b=b)
     tokenizer = getattr(backend, "tokenizer", None)
-    has_chat = bool(getattr(backend, "chat", False)) and tokenizer is not None
+    has_chat = backend.chat and tokenizer is not None
     if config.template == "chat" and not has_chat:
         raise HeirloomError(f"judge.template=chat: model {getattr(backend, 'model_id', '?')!r} has no chat template")
     if config.template == "chat" or (config.template == "auto" and has_chat):

@@ -151,7 +151,7 @@ def run(backend, config: ToxicityConfig, out_dir: str | Path | None = None, prog
 
     prompts = load_rtp(config)
     metric = get_metric(config.metric)
-    instruct = config.mode == "instruct" or (config.mode == "auto" and bool(getattr(backend, "chat", False)))
+    instruct = config.mode == "instruct" or (config.mode == "auto" and backend.chat)
     inputs = [INSTRUCTION.format(prompt=p) for p in prompts] if instruct else prompts
     params = SamplingParams(temperature=config.temperature, top_p=config.top_p,
                             max_new_tokens=config.max_new_tokens, seed=config.seed)
