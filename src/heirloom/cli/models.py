@@ -23,4 +23,5 @@ def command():
             state = f"cached at {cached}" if cached else "installed (dequantized on first use)"
         default = " (default)" if alias == DEFAULT_MODEL else ""
         click.echo(f"{alias}{default}\n  {m.description}\n  {state}" + ("" if m.installed() else f"; {m.install}"))
-    click.echo("also accepted: a hub id, a local directory, a .gguf file, vllm:NAME, openai:MODEL@http://host:port/v1")
+    click.echo("also accepted: a hub id, a local directory, a .gguf file, vllm:NAME, "
+               "openai:MODEL@http://host:port/v1[,URL2...], ray:REF")
