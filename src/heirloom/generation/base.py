@@ -12,7 +12,9 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import HeirloomError
 
 
 class SamplingParams(BaseModel):
@@ -97,6 +99,15 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release the model or connections (no-op by default)."""
+
+
+def parse_backend_options(schema: type[BaseModel], options: dict, backend: str) -> BaseModel:
+    """A backend's keyword options checked against its schema, errors naming the option."""
+    try:
+        return schema(**options)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise HeirloomError(f"{backend} backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
 def sample_seed(base_seed: int, prompt_key: str, sample_index: int) -> int:

@@ -25,10 +25,10 @@ import threading
 import warnings
 from typing import Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError
-from .base import Backend, Completion, LoglikResult, SamplingParams, sample_seed
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, sample_seed
 from .formatting import QA_TEMPLATE
 from .transport import Rejected, RetryingClient
 
@@ -62,11 +62,7 @@ class OpenAIBackend(Backend):
     def __init__(self, model_id: str, base_url: str | Sequence[str] | None = None,
                  api_key_env: str | None = "OPENAI_API_KEY", **options):
         super().__init__(model_id)
-        try:
-            self.options = OpenAIOptions(**options)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise HeirloomError(f"openai backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        self.options = parse_backend_options(OpenAIOptions, options, "openai")
         urls = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         # Several URLs: replicas of one model, used as one pool (see transport.py).
         self.base_urls = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]

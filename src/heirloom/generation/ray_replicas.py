@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError, MissingDependency
-from .base import Backend, Completion, LoglikResult, SamplingParams
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options
 
 
 class RayOptions(BaseModel):
@@ -54,71 +54,13 @@ class _Replica:
                 "supports_loglikelihood": b.supports_loglikelihood,
                 "supports_messages": getattr(b, "supports_messages", False), "chat": b.chat}
 
-    def generate(self, prompts, k, params, chat):
-        return self.backend.generate(prompts, k, params, chat=chat, progress=False)
-
-    def loglikelihood(self, requests):
-        return self.backend.loglikelihood(requests, progress=False)
-
-    def close(self) -> None:
-        self.backend.close()
-
-
-class RayBackend(Backend):
-    name = "ray"
-
-    def __init__(self, inner: str, **options):
-        super().__init__(inner)
-        try:
-            self.options = RayOptions(**options)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise HeirloomError(f"ray backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-        try:
-            import ray
-        except ImportError:
-            raise MissingDependency("the ray backend needs Ray: pip install 'heirloom[ray]'") from None
-        self._ray = ray
-        o = self.options
-        self._started_ray = not ray.is_initialized()
-        if self._started_ray:
-            address = o.address or os.environ.get("RAY_ADDRESS")
-            try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            except (ConnectionError, ValueError, RuntimeError) as e:
-                raise HeirloomError(f"ray backend: cannot join the Ray cluster at {address!r}: {e}") from None
-        total = ray.cluster_resources()
-        gpus = total.get("GPU", 0)
-        num_gpus = o.num_gpus if o.num_gpus is not None else (1 if gpus else 0)
-        replicas = o.replicas or (max(1, int(gpus // num_gpus)) if num_gpus else 1)
-        # An actor asking for more than the cluster has would wait forever: say so instead.
-        for resource, each in (("CPU", o.num_cpus), ("GPU", num_gpus)):
-            if replicas * each > total.get(resource, 0):
-                raise HeirloomError(f"ray backend: {replicas} replica(s) x {each:g} {resource} need "
-                                    f"{replicas * each:g} {resource}s; the cluster has {total.get(resource, 0):g} "
-                                    f"(set replicas, num_cpus or num_gpus)")
-        actor = ray.remote(num_cpus=o.num_cpus, num_gpus=num_gpus)(_Replica)
-        self.replicas = [actor.remote(inner, o.backend_options) for _ in range(replicas)]
-        infos = self._gather([r.info.remote() for r in self.replicas], "load the model")
-        self.model_id = infos[0]["model_id"]
-        self.supports_loglikelihood = all(i["supports_loglikelihood"] for i in infos)
-        self.supports_messages = all(i["supports_messages"] for i in infos)
-        self.chat = infos[0]["chat"]
-        self.preferred_batch = sum(i["preferred_batch"] for i in infos)
-
     def generate(self, prompts: Sequence[str], k: int = 1, params: SamplingParams | None = None,
                  chat: bool | None = None, progress: bool = True) -> list[list[Completion]]:
         params = params or SamplingParams()
         n = len(self.replicas)
         shards = [list(range(i, len(prompts), n)) for i in range(n)]
-        jobs = [(r, idx) for r, idx in zip(self.replicas, shards) if idx]
-        parts = self._gather([r.generate.remote([prompts[i] for i in idx], k, params, chat) for r, idx in jobs],
-                             "generate", progress, [len(idx) for _, idx in jobs], "prompt")
-        out: list[list[Completion] | None] = [None] * len(prompts)
-        for (_, idx), part in zip(jobs, parts):
-            for i, comps in zip(idx, part):
-                out[i] = comps
-        return out  # type: ignore[return-value]
+        return self._sharded(lambda r, idx: r.generate.remote([prompts[i] for i in idx], k, params, chat),
+                             shards, len(prompts), "generate", progress, "prompt")
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]], progress: bool = True) -> list[LoglikResult]:
         if not self.supports_loglikelihood:
@@ -126,14 +68,18 @@ class RayBackend(Backend):
         n = len(self.replicas)
         contexts = {c: j for j, c in enumerate(dict.fromkeys(c for c, _ in requests))}
         shards = [[i for i, (c, _) in enumerate(requests) if contexts[c] % n == s] for s in range(n)]
+        return self._sharded(lambda r, idx: r.loglikelihood.remote([requests[i] for i in idx]),
+                             shards, len(requests), "score", progress, "pair")
+
+    def _sharded(self, call, shards: list[list[int]], total: int, what: str, progress: bool, unit: str) -> list:
+        """call(replica, shard) on each replica with a non-empty shard; answers put back in item order."""
         jobs = [(r, idx) for r, idx in zip(self.replicas, shards) if idx]
-        parts = self._gather([r.loglikelihood.remote([requests[i] for i in idx]) for r, idx in jobs],
-                             "score", progress, [len(idx) for _, idx in jobs], "pair")
-        out: list[LoglikResult | None] = [None] * len(requests)
+        parts = self._gather([call(r, idx) for r, idx in jobs], what, progress, [len(idx) for _, idx in jobs], unit)
+        out: list = [None] * total
         for (_, idx), part in zip(jobs, parts):
-            for i, result in zip(idx, part):
-                out[i] = result
-        return out  # type: ignore[return-value]
+            for i, answer in zip(idx, part):
+                out[i] = answer
+        return out
 
     def _gather(self, refs: list, what: str, progress: bool = False, sizes: Sequence[int] = (),
                 unit: str = "it") -> list:

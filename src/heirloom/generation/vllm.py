@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from typing import Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError, MissingDependency
-from .base import Backend, Completion, LoglikResult, SamplingParams, sample_seed
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, sample_seed
 from .formatting import format_prompt, has_chat_template
 
 
@@ -46,11 +46,7 @@ class VLLMBackend(Backend):
 
     def __init__(self, model_id: str, **options):
         super().__init__(model_id)
-        try:
-            self.options = VLLMOptions(**options)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise HeirloomError(f"vllm backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        self.options = parse_backend_options(VLLMOptions, options, "vllm")
         try:
             import vllm
         except ModuleNotFoundError as e:
