@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import HeirloomError, MissingDependency
-from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options
+from .base import Backend, Completion, LoglikResult, SamplingParams
 
 
 class RayOptions(BaseModel):
@@ -53,6 +53,58 @@ class _Replica:
         return {"model_id": b.model_id, "preferred_batch": b.preferred_batch,
                 "supports_loglikelihood": b.supports_loglikelihood,
                 "supports_messages": getattr(b, "supports_messages", False), "chat": b.chat}
+
+    def generate(self, prompts, k, params, chat):
+        return self.backend.generate(prompts, k, params, chat=chat, progress=False)
+
+    def loglikelihood(self, requests):
+        return self.backend.loglikelihood(requests, progress=False)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class RayBackend(Backend):
+    name = "ray"
+
+    def __init__(self, inner: str, **options):
+        super().__init__(inner)
+        try:
+            self.options = RayOptions(**options)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise HeirloomError(f"ray backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        try:
+            import ray
+        except ImportError:
+            raise MissingDependency("the ray backend needs Ray: pip install 'heirloom[ray]'") from None
+        self._ray = ray
+        o = self.options
+        self._started_ray = not ray.is_initialized()
+        if self._started_ray:
+            address = o.address or os.environ.get("RAY_ADDRESS")
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise HeirloomError(f"ray backend: cannot join the Ray cluster at {address!r}: {e}") from None
+        total = ray.cluster_resources()
+        gpus = total.get("GPU", 0)
+        num_gpus = o.num_gpus if o.num_gpus is not None else (1 if gpus else 0)
+        replicas = o.replicas or (max(1, int(gpus // num_gpus)) if num_gpus else 1)
+        # An actor asking for more than the cluster has would wait forever: say so instead.
+        for resource, each in (("CPU", o.num_cpus), ("GPU", num_gpus)):
+            if replicas * each > total.get(resource, 0):
+                raise HeirloomError(f"ray backend: {replicas} replica(s) x {each:g} {resource} need "
+                                    f"{replicas * each:g} {resource}s; the cluster has {total.get(resource, 0):g} "
+                                    f"(set replicas, num_cpus or num_gpus)")
+        actor = ray.remote(num_cpus=o.num_cpus, num_gpus=num_gpus)(_Replica)
+        self.replicas = [actor.remote(inner, o.backend_options) for _ in range(replicas)]
+        infos = self._gather([r.info.remote() for r in self.replicas], "load the model")
+        self.model_id = infos[0]["model_id"]
+        self.supports_loglikelihood = all(i["supports_loglikelihood"] for i in infos)
+        self.supports_messages = all(i["supports_messages"] for i in infos)
+        self.chat = infos[0]["chat"]
+        self.preferred_batch = sum(i["preferred_batch"] for i in infos)
 
     def generate(self, prompts: Sequence[str], k: int = 1, params: SamplingParams | None = None,
                  chat: bool | None = None, progress: bool = True) -> list[list[Completion]]:
