@@ -131,6 +131,23 @@ def test_prompt_too_long_is_an_error_naming_the_row(tok):
         encode_pairs(PAIRS, tok, max_length=limit)
 
 
+def test_long_prompts_skip_leaves_out_exactly_those_pairs_and_lists_them(tok):
+    full = encode_pairs(PAIRS, tok, 256)
+    lens = [sum(1 for t in row if t == IGNORE) for row in full.labels]
+    limit = sorted(lens)[1]
+    bad = [i for i, n in enumerate(lens) if n >= limit]
+    enc = encode_pairs(PAIRS, tok, max_length=limit, long_prompts="skip")
+    kept = [i for i in range(len(PAIRS)) if i not in bad]
+    assert len(enc.input_ids) == len(kept) and len(enc.skipped) == len(bad)
+    assert enc.skipped[0] == f"row {bad[0]} (prompt_id p{bad[0]}): prompt is {lens[bad[0]]} tokens"
+    for row, i in zip(enc.labels, kept):  # the kept pairs are encoded as they are alone
+        alone = encode_pairs(PAIRS.iloc[[i]].reset_index(drop=True), tok, max_length=limit).labels[0]
+        assert row == alone
+    assert enc.summary()["n_skipped"] == len(bad)
+    with pytest.raises(HeirloomError, match="every prompt leaves no room"):
+        encode_pairs(PAIRS, tok, max_length=min(lens), long_prompts="skip")
+
+
 def test_load_pairs_errors(tmp_path):
     with pytest.raises(HeirloomError, match="no such file"):
         load_pairs(tmp_path / "missing.jsonl")

@@ -64,5 +64,6 @@ def command(data, student, out_dir, config_path, method, epochs, max_steps, lr, 
         f"trained {student} ({config.method}) on {result.n_examples} pairs: {result.steps} steps in "
         f"{result.seconds:.1f} s, final loss {result.final_loss:.4f}"
         + (f", {result.n_truncated} completions truncated to max_length" if result.n_truncated else "")
+        + (f", {result.n_skipped} pairs skipped (prompt too long)" if result.n_skipped else "")
     )
     click.echo(f"model: {result.merged_dir}")

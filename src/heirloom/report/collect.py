@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import HeirloomError
 from ..profiling.profile import Profile
+from ..runs.stages import STALE
 
 BASE = "base"  # profiles/base: the student before fine-tuning
 
@@ -83,7 +84,8 @@ def _arm_names(run_dir: Path, config: dict[str, Any]) -> list[str]:
     for parent in ("arms", "students", "profiles"):
         d = run_dir / parent
         if d.is_dir():
-            names += sorted(p.name for p in d.iterdir() if p.is_dir() and p.name != BASE)
+            # `.stale/` holds work of earlier configs (see runs/stages.py), not arms
+            names += sorted(p.name for p in d.iterdir() if p.is_dir() and p.name != BASE and p.name != STALE)
     return list(dict.fromkeys(names))
 
 

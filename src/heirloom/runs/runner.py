@@ -66,7 +66,7 @@ class Runner:
         return self.result
 
     def _stage(self, directory: str, name: str, inputs) -> Stage:
-        stage = Stage.of(self.dir / directory, name, inputs)
+        stage = Stage.of(self.dir / directory, name, inputs, log=self.log)
         if stage.is_done():
             self.result.skipped.append(name if directory == name else f"{name}:{directory}")
         return stage

@@ -45,6 +45,10 @@ class TrainConfig(BaseModel):
         1024, ge=8,
         description="tokens per example (prompt + completion + end-of-turn); longer completions lose their tail "
         "(counted and reported), a prompt that leaves no room for its completion is an error")
+    long_prompts: Literal["error", "skip"] = Field(
+        "error", description="a prompt that leaves no room for its completion within max_length: stop with an "
+        "error naming it, or skip the pair (counted and listed in train.meta.json; the prompt alone decides, so "
+        "every arm of a run skips the same prompts)")
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="share of steps with linear learning-rate warmup")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")

@@ -13,7 +13,8 @@ completion-only SFT has failed silently before):
 - length limits are explicit: a completion too long for `max_length` loses its
   tail (and then gets no end-of-turn, so the student is not taught to stop
   mid-sentence); such rows are counted and reported. A prompt that leaves no
-  room for a single completion token is an error, never a silent drop.
+  room for a single completion token is an error, or, when asked for
+  (`long_prompts="skip"`), a pair left out, counted and listed: never a silent drop.
 
 Labels are -100 on prompt and template tokens. Padding is the collator's job
 (TRL's `DataCollatorForLanguageModeling` pads labels with -100 by length).
@@ -94,6 +95,7 @@ class EncodedPairs:
     end_of_turn: str
     truncated_rows: list[int] = field(default_factory=list)
     truncated_tokens: int = 0  # completion (+ end-of-turn) tokens cut off, over all rows
+    skipped: list[str] = field(default_factory=list)  # pairs left out (long_prompts="skip"), named by _where
 
     @property
     def trained_tokens(self) -> int:
@@ -102,6 +104,8 @@ class EncodedPairs:
     def summary(self) -> dict:
         return {
             "n_examples": len(self.input_ids),
+            "n_skipped": len(self.skipped),
+            "skipped": self.skipped,
             "n_truncated": len(self.truncated_rows),
             "truncated_rows": self.truncated_rows[:20],
             "truncated_tokens": self.truncated_tokens,
@@ -118,7 +122,7 @@ class EncodedPairs:
 
 
 def encode_pairs(pairs: pd.DataFrame, tokenizer, max_length: int, prompt_format: str = "auto",
-                 source: str = "training data") -> EncodedPairs:
+                 source: str = "training data", long_prompts: str = "error") -> EncodedPairs:
     """Tokenize each pair as prompt ids + completion ids + end-of-turn, labels on the last two."""
     chat = uses_chat(tokenizer, prompt_format)
     eot = end_of_turn_id(tokenizer, chat)
@@ -127,13 +131,20 @@ def encode_pairs(pairs: pd.DataFrame, tokenizer, max_length: int, prompt_format:
     prompts = tokenizer(texts, add_special_tokens=not chat)["input_ids"]
     completions = tokenizer(list(pairs["completion"]), add_special_tokens=False)["input_ids"]
     too_long = [i for i, p in enumerate(prompts) if len(p) >= max_length]
-    if too_long:
+    if too_long and long_prompts != "skip":
         i = too_long[0]
         raise HeirloomError(
             f"{source}: {_where(pairs, too_long)}: prompt is {len(prompts[i])} tokens, which leaves no room for "
-            f"its completion within max_length={max_length} (raise max_length or shorten the prompt)")
-    out = EncodedPairs([], [], chat=chat, end_of_turn=tokenizer.convert_ids_to_tokens(eot))
+            f"its completion within max_length={max_length} (raise max_length, shorten the prompt, "
+            "or set long_prompts: skip)")
+    if len(too_long) == len(prompts):
+        raise HeirloomError(f"{source}: every prompt leaves no room for its completion within max_length={max_length}")
+    out = EncodedPairs([], [], chat=chat, end_of_turn=tokenizer.convert_ids_to_tokens(eot),
+                       skipped=[_where(pairs, [i]) + f": prompt is {len(prompts[i])} tokens" for i in too_long])
+    skip = set(too_long)
     for i, (p, c) in enumerate(zip(prompts, completions)):
+        if i in skip:
+            continue
         target = list(c) + [eot]
         room = max_length - len(p)
         if len(target) > room:

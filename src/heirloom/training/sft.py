@@ -47,7 +47,8 @@ class TrainResult:
     mean_loss: float  # mean training loss of this session's steps (NaN when it ran none)
     steps: int  # optimizer steps, counting those before a resume
     seconds: float  # wall-clock seconds of this session's training loop
-    n_examples: int
+    n_examples: int  # pairs trained on
+    n_skipped: int  # pairs left out: prompt too long for max_length (long_prompts="skip")
     n_truncated: int  # pairs whose completion lost its tail to max_length
     resumed_from: str | None
 
@@ -102,7 +103,10 @@ def train_student(data: pd.DataFrame | str | os.PathLike, student: str, out_dir:
     out = Path(out_dir)
     pairs, source = load_pairs(data)
     model, tokenizer = load_student(student, config)
-    encoded = encode_pairs(pairs, tokenizer, config.max_length, config.prompt_format, source)
+    encoded = encode_pairs(pairs, tokenizer, config.max_length, config.prompt_format, source, config.long_prompts)
+    if encoded.skipped:
+        print(f"note: skipped {len(encoded.skipped)} of {len(pairs)} pairs whose prompt leaves no room within "
+              f"max_length={config.max_length} (long_prompts: skip); listed in train.meta.json", file=sys.stderr)
     if encoded.truncated_rows:
         print(f"note: {len(encoded.truncated_rows)} of {len(pairs)} completions lost their tail to "
               f"max_length={config.max_length} ({encoded.truncated_tokens} tokens); see train.meta.json",
@@ -128,7 +132,8 @@ def train_student(data: pd.DataFrame | str | os.PathLike, student: str, out_dir:
         out_dir=out, merged_dir=out / "merged", adapter_dir=adapter_dir, checkpoints_dir=ckpt_dir,
         log_path=out / "train_log.jsonl", meta_path=out / "train.meta.json",
         final_loss=float(final_loss), mean_loss=float(mean_loss), steps=trainer.state.global_step,
-        seconds=seconds, n_examples=len(pairs), n_truncated=len(encoded.truncated_rows), resumed_from=resume_from,
+        seconds=seconds, n_examples=len(encoded.input_ids), n_skipped=len(encoded.skipped),
+        n_truncated=len(encoded.truncated_rows), resumed_from=resume_from,
     )
     if not trainer.is_world_process_zero():
         return result
