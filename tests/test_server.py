@@ -308,3 +308,24 @@ def test_serve_smollm2_and_chat_through_openai_backend():
     # Same model, same greedy decoding, locally: the server adds nothing and loses nothing.
     [[local]] = backend.generate(["What is the capital of France?"], k=1, params=params, progress=False)
     assert comp.text == local.text and comp.num_tokens == local.num_tokens
+
+
+def test_a_real_model_behind_the_server_answers_as_it_does_locally(tiny_model_dir):
+    """hf backend served over HTTP: greedy answers and log-likelihoods equal the local ones."""
+    from heirloom.generation.hf import HFBackend
+    from heirloom.generation.openai import OpenAIBackend
+
+    local = HFBackend(str(tiny_model_dir))
+    prompts = ["Name a colour.", "Say something about rivers and the sea."]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=6)
+    pairs = [("The cat sat on the", " mat"), ("Question: 2+2? Answer:", " four")]
+    with serve_in_thread(local, model_name="tiny") as srv:
+        client = OpenAIBackend("tiny", base_url=srv.url, supports_loglikelihood=True, n_per_request="never")
+        served = client.generate(prompts, k=1, params=greedy, progress=False)
+        scored = client.loglikelihood(pairs, progress=False)
+    here = local.generate(prompts, k=1, params=greedy, progress=False)
+    assert [c.text for [c] in served] == [c.text for [c] in here]
+    direct = local.loglikelihood(pairs, progress=False)
+    assert [r.num_tokens for r in scored] == [r.num_tokens for r in direct]
+    assert [r.logprob for r in scored] == pytest.approx([r.logprob for r in direct], abs=1e-3)
+    assert [r.is_greedy for r in scored] == [r.is_greedy for r in direct]
