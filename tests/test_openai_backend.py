@@ -266,6 +266,16 @@ def test_a_failing_replica_hands_its_retries_to_another_without_waiting():
     assert all(c.text for [c] in out)
 
 
+def test_a_pool_that_keeps_failing_says_so_once_for_all_endpoints():
+    with fake_server() as a, fake_server() as b:
+        a.faults = b.faults = [{"kind": "500"}] * 10
+        backend = OpenAIBackend("fake-model", base_url=[a.url, b.url], max_retries=3, **FAST)
+        with pytest.raises(HeirloomError, match=r"/chat/completions on 2 endpoints \(model fake-model\): failed "
+                                                r"after 4 attempt\(s\); last error: http://.*HTTP 500"):
+            backend.generate(["q"], progress=False)
+        assert a.stats["requests"] == b.stats["requests"] == 2  # retries alternate: the other one first
+
+
 def test_model_refs_with_several_urls():
     from heirloom.models.refs import ModelRef
 

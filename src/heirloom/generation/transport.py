@@ -4,9 +4,10 @@ Several endpoints (the same model served by several vLLM or llama.cpp
 processes) are one pool: each request goes to the reachable endpoint with the
 fewest requests in flight, and no endpoint ever holds more than
 `max_concurrency` at once. A request that fails on one endpoint is retried on
-another at once when one is free of trouble; that endpoint rests for its
-Retry-After (or the backoff) before it gets new work, so a dead or overloaded
-replica slows the run down instead of stopping it.
+another at once when one is free of trouble; an endpoint that signals trouble
+of its own (429, 503, timeouts, connection failures) rests for its Retry-After
+(or the backoff) before it gets new work, so a dead or overloaded replica slows
+the run down instead of stopping it.
 
 `post` retries 429, 408, 5xx, timeouts and dropped connections with exponential
 backoff and jitter, waiting at least what `Retry-After` asks; any other 4xx is
@@ -106,7 +107,7 @@ class RetryingClient:
                 self._release(endpoint)
             if isinstance(outcome, dict):
                 return outcome
-            last, wait = outcome
+            last, wait, overloaded = outcome
             failed = endpoint
             if attempt + 1 == attempts:
                 break
@@ -115,17 +116,19 @@ class RetryingClient:
             pause = min(self.backoff_max, max(wait or 0.0, backoff))
             with self._lock:
                 self.stats["retries"] += 1
-                endpoint.rest_until = max(endpoint.rest_until, time.monotonic() + pause)
                 now = time.monotonic()
+                if overloaded:  # the whole endpoint is in trouble, not just this request: no new work for a while
+                    endpoint.rest_until = max(endpoint.rest_until, now + pause)
                 elsewhere = any(e is not endpoint and not e.refused and e.rest_until <= now for e in self.endpoints)
             if not elsewhere:  # another endpoint takes the retry at once; otherwise wait out the backoff
                 cancel.wait(pause)
-        where = self.endpoints[0].url if len(self.endpoints) == 1 else f"{len(self.endpoints)} endpoints, last "
-        raise HeirloomError(f"{where}{path} {self.label}: failed after {attempts} attempt(s); last error: {last}")
+        where = self.endpoints[0].url + path if len(self.endpoints) == 1 else f"{path} on {len(self.endpoints)} endpoints"
+        raise HeirloomError(f"{where} {self.label}: failed after {attempts} attempt(s); last error: {last}")
 
-    def _try(self, endpoint: Endpoint, path: str, body: dict) -> dict | tuple[str, float | None]:
-        """One request: the JSON on success, (what went wrong, Retry-After) when worth retrying;
-        raises when it is not."""
+    def _try(self, endpoint: Endpoint, path: str, body: dict) -> dict | tuple[str, float | None, bool]:
+        """One request: the JSON on success; when worth retrying, (what went wrong, Retry-After,
+        whether the endpoint itself is in trouble: 429, 503, timeouts, connection failures); raises
+        when it is not."""
         import httpx
 
         url = f"{endpoint.url}{path}"
@@ -133,11 +136,11 @@ class RetryingClient:
             response = self._http().post(url, json=body)
         except httpx.ConnectError as e:
             self._refused(endpoint, e)
-            return f"{endpoint.url}: connection failed ({_reason(e)})", None
+            return f"{endpoint.url}: connection failed ({_reason(e)})", None, True
         except httpx.TimeoutException:
-            return f"{endpoint.url}: no response within {self.timeout:g} s", None
+            return f"{endpoint.url}: no response within {self.timeout:g} s", None, True
         except httpx.TransportError as e:  # the server dropped the connection mid-request
-            return f"{endpoint.url}: connection dropped ({type(e).__name__}: {_reason(e)})", None
+            return f"{endpoint.url}: connection dropped ({type(e).__name__}: {_reason(e)})", None, True
         endpoint.reached = True
         if response.status_code == 200:
             try:
@@ -147,7 +150,9 @@ class RetryingClient:
         message = _error_message(response)
         if response.status_code not in (408, 429) and response.status_code < 500:
             raise Rejected(response.status_code, f"{url} {self.label}: HTTP {response.status_code}: {message}")
-        return f"{endpoint.url}: HTTP {response.status_code}: {message}", _retry_after(response.headers.get("retry-after"))
+        status = response.status_code
+        return (f"{endpoint.url}: HTTP {status}: {message}", _retry_after(response.headers.get("retry-after")),
+                status in (429, 503))
 
     # --- the endpoint pool ---------------------------------------------------------------
     def _acquire(self, cancel: threading.Event, avoid: Endpoint | None) -> Endpoint:
