@@ -56,6 +56,18 @@ def test_teacher_needs_exactly_one_kind(tmp_path):
         load_run_config(_write(tmp_path, text))
 
 
+def test_teachers_are_told_apart_by_model_not_by_where_it_runs(tmp_path):
+    same = GOOD + "teachers:\n  - {model: smollm2-135m}\n  - {model: 'ray:smollm2-135m'}\n"
+    with pytest.raises(HeirloomError, match=r"teachers 0 and 1 are the same model \(smollm2-135m\)"):
+        load_run_config(_write(tmp_path, same))
+    pool = GOOD + "teachers:\n  - {model: 'openai:m@http://a/v1'}\n  - {model: 'openai:m@http://b/v1,http://c/v1'}\n"
+    with pytest.raises(HeirloomError, match=r"same model \(openai:m\)"):
+        load_run_config(_write(tmp_path, pool))
+    bad = GOOD + "teachers:\n  - {model: 'openai:m@nowhere'}\n"
+    with pytest.raises(HeirloomError, match=r"teachers\.0\.model: model 'openai:m@nowhere'"):
+        load_run_config(_write(tmp_path, bad))
+
+
 def test_several_prompt_sources_are_concatenated_once(tmp_path, shared_data):
     from heirloom.runs.runner import Runner
 

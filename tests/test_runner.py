@@ -62,6 +62,22 @@ def test_run_end_to_end_then_reuse_then_redo_only_what_changed(tmp_path, tiny_mo
     assert "train:students/long" not in third.skipped
     assert "words" in pd.read_parquet(run_dir / "scores" / "scored.parquet").columns
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "candidates" / "pool.parquet"), pool)
+    # The earlier scores were moved aside, not deleted.
+    assert len(list((run_dir / ".stale").glob("scores-*/scored.parquet"))) == 1
+
+
+def test_how_a_teacher_runs_is_not_part_of_the_generate_key(tmp_path, tiny_model_dir):
+    run_dir = tmp_path / "run"
+    text = _config(tmp_path, tiny_model_dir).read_text()
+    cfg = load_run_config(_config(tmp_path, tiny_model_dir))
+    run_config(cfg, run_dir, progress=False, until="generate", log=lambda *_: None)
+    served_otherwise = text.replace(f"teachers: [{{model: {tiny_model_dir}}}]",
+                                    f"teachers: [{{model: {tiny_model_dir}, batch_size: 3, options: {{}}}}]")
+    assert served_otherwise != text
+    (tmp_path / "other.yaml").write_text(served_otherwise)
+    again = run_config(load_run_config(tmp_path / "other.yaml"), run_dir, progress=False, until="generate",
+                       log=lambda *_: None)
+    assert "generate:candidates" in again.skipped
 
 
 def test_run_killed_mid_generation_resumes_without_duplicates(tmp_path, tiny_model_dir, monkeypatch):

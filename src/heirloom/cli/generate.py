@@ -48,8 +48,8 @@ def command(models, prompts, column, split, limit, k, out, chat, batch_size, dev
         options = {"device": device, "batch_size": batch_size} if ref.backend == "hf" else {}
         options.update(parse_options(backend_options))
         backend = make_backend(ref, **options)
-        teachers.append(str(ref))
-        generate_candidates(backend, prompt_set, k, params, work, teacher=str(ref), chat=chat)
+        teachers.append(ref.identity)
+        generate_candidates(backend, prompt_set, k, params, work, teacher=ref.identity, chat=chat)
         backend.close()
     pool = finalize_pool(work, prompt_set, teachers, k, out=out)
     if work != out:

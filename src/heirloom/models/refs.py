@@ -50,6 +50,18 @@ class ModelRef:
                 raise HeirloomError(f"model {text!r}: ray: inside ray: makes no sense")
         return cls(name=rest, backend=backend)
 
+    @property
+    def identity(self) -> str:
+        """What the model is, not where it runs: the teacher's name in a pool, and what a run's
+        generate stage is keyed on. Server URLs and Ray replicas are left out (samples carry
+        per-sample seeds, so they do not depend on which server or replica made them): adding
+        a server to a pool or moving a model onto a Ray cluster does not restart a run."""
+        if self.backend == "openai":
+            return f"openai:{self.name}"
+        if self.backend == "ray":
+            return ModelRef.parse(self.name).identity
+        return str(self)
+
     def __str__(self) -> str:
         if self.backend == "openai":
             return f"openai:{self.name}@{self.base_url}"

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..errors import HeirloomError
 from ..generation.base import SamplingParams
 from ..models.embedded import DEFAULT_MODEL
+from ..models.refs import ModelRef
 from ..training.config import TrainConfig
 from ..validation import read_mapping, validate
 
@@ -116,6 +117,17 @@ class RunConfig(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"arm names must be unique (repeated: {', '.join(sorted(dup))})")
+        seen: dict[str, int] = {}
+        for i, t in enumerate(self.teachers):
+            if t.model is None:
+                continue
+            try:
+                identity = ModelRef.parse(t.model).identity
+            except HeirloomError as e:
+                raise ValueError(f"teachers.{i}.model: {e}") from None
+            if identity in seen:  # servers and replicas aside, the same model gives the same samples
+                raise ValueError(f"teachers {seen[identity]} and {i} are the same model ({identity}); list it once")
+            seen[identity] = i
         if not any(a.objective.kind == "random" for a in self.arms):
             # every result is read against the random baseline on the same pool
             self.arms.append(ArmConfig(name="random", objective="random"))

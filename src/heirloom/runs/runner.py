@@ -89,12 +89,16 @@ class Runner:
 
         c = self.config
         prompts = self._prompts()
-        inputs = {"prompts": c.prompts.model_dump(), "n_prompts": len(prompts), "seed": c.seed,
-                  "teachers": [t.model_dump() for t in c.teachers], "generation": c.generation.model_dump(mode="json")}
-        stage = self.gen_stage = self._stage("candidates", "generate", inputs)
+        # Keyed on what decides the samples; how they are computed (servers, replicas, batch size,
+        # device, backend options) is recorded in the marker but changing it does not restart the run.
+        key = {"prompts": c.prompts.model_dump(), "n_prompts": len(prompts), "seed": c.seed,
+               "teachers": [{"model": t.model and ModelRef.parse(t.model).identity, "outputs": t.outputs, "stop": t.stop}
+                            for t in c.teachers],
+               "generation": c.generation.model_dump(mode="json")}
+        stage = self.gen_stage = self._stage("candidates", "generate", key)
         if stage.is_done():
             return
-        d = stage.begin(inputs)
+        d = stage.begin({**key, "teachers": [t.model_dump() for t in c.teachers]})
         write_table(prompts, d / "prompts.jsonl")
         parts, live = [], []
         for t in c.teachers:
@@ -116,9 +120,9 @@ class Runner:
             self.log(f"[generate] {ref}: {len(prompts)} prompts x k={c.generation.k}")
             backend = make_backend(ref, **options)
             generate_candidates(backend, prompts, c.generation.k, params, d / "candidates.jsonl",
-                                teacher=str(ref), chat=c.generation.chat, progress=self.progress)
+                                teacher=ref.identity, chat=c.generation.chat, progress=self.progress)
             backend.close()
-            live.append(str(ref))
+            live.append(ref.identity)
         if live:
             parts.insert(0, finalize_pool(d / "candidates.jsonl", prompts, live, c.generation.k))
         pool = parts[0] if len(parts) == 1 else merge_pools(parts)[0]
