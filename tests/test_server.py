@@ -329,3 +329,47 @@ def test_a_real_model_behind_the_server_answers_as_it_does_locally(tiny_model_di
     assert [r.num_tokens for r in scored] == [r.num_tokens for r in direct]
     assert [r.logprob for r in scored] == pytest.approx([r.logprob for r in direct], abs=1e-3)
     assert [r.is_greedy for r in scored] == [r.is_greedy for r in direct]
+
+
+def test_concurrent_requests_share_model_calls_and_get_the_answers_they_get_alone(tiny_model_dir):
+    """Micro-batching: 8 clients at once, each with its own seed, fewer model calls than requests,
+    and every answer equal to the one the same request gets from a server that does not batch.
+    In float64: in float32 a batch's shape moves logits by rounding, and a random model's near-ties
+    can then flip a sampled token (real models rarely sit on such ties, but they can)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from heirloom.generation.hf import HFBackend
+
+    backend = HFBackend(str(tiny_model_dir), dtype="float64")
+    bodies = [{"model": "tiny", "messages": [{"role": "user", "content": f"Tell me about {topic}."}],
+               "n": 2, "temperature": 1.0, "top_p": 0.9, "max_tokens": 6, "seed": 100 + i}
+              for i, topic in enumerate(["rivers", "cats", "bread", "stars", "rain", "maps", "tea", "bees"])]
+
+    def texts(srv):
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda b: post(srv, "/chat/completions", b), bodies))
+        assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+        return [[c["message"]["content"] for c in r.json()["choices"]] for r in answers]
+
+    with serve_in_thread(backend, model_name="tiny", batching=False) as alone:
+        expected = texts(alone)
+    with serve_in_thread(backend, model_name="tiny") as batched:
+        got = texts(batched)
+        calls = batched._batcher.calls
+    assert got == expected
+    assert calls < len(bodies)
+
+
+def test_a_bad_request_in_a_shared_call_fails_alone(tiny_model_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from heirloom.generation.hf import HFBackend
+
+    backend = HFBackend(str(tiny_model_dir))
+    good = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "seed": 1}
+    too_long = {**good, "messages": [{"role": "user", "content": "word " * 600}]}  # past the 512 positions
+    with serve_in_thread(backend, model_name="tiny") as srv:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda b: post(srv, "/chat/completions", b), [good, too_long, good, good]))
+    assert [r.status_code for r in answers] == [200, 400, 200, 200]
+    assert "exceeds the model's 512 positions" in answers[1].json()["error"]["message"]

@@ -13,11 +13,14 @@ import click
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (hf backend; default: cuda if available)")
 @click.option("--dtype", default=None, help="float32, bfloat16, ... (hf backend; default: bfloat16 on GPU, float32 on CPU)")
 @click.option("--served-model-name", default=None, help="the `model` name clients send (default: --model as given)")
-def command(model, host, port, batch_size, device, dtype, served_model_name):
+@click.option("--batching/--no-batching", default=True,
+              help="gather concurrent generation requests into shared model calls (hf, vllm) [on]")
+def command(model, host, port, batch_size, device, dtype, served_model_name, batching):
     """Serve MODEL at http://HOST:PORT/v1 (chat/completions, completions, models).
 
-    Reach it from heirloom as openai:NAME@http://HOST:PORT/v1. Requests are
-    answered one at a time (models are not thread-safe). Stop with Ctrl-C.
+    Reach it from heirloom as openai:NAME@http://HOST:PORT/v1. The model makes
+    one call at a time (models are not thread-safe); generation requests that
+    arrive together share a call, each with its own seed. Stop with Ctrl-C.
     """
     import logging
 
@@ -37,7 +40,7 @@ def command(model, host, port, batch_size, device, dtype, served_model_name):
         click.echo(f"warning: serving on {host} without authentication; anyone who reaches it can use the model",
                    err=True)
     # Bind before loading: a busy port fails in a second, not after the model loads.
-    server = OpenAIServer(None, host, port, model_name=name)
+    server = OpenAIServer(None, host, port, model_name=name, batching=batching)
     try:
         server.backend = make_backend(ref, **{k: v for k, v in options.items() if v is not None})
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

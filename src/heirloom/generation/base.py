@@ -68,6 +68,9 @@ class Backend(ABC):
     # Prompts per generate() call that keep this backend busy; the candidates stage appends
     # each call's output at once, so a crash loses at most this many prompts.
     preferred_batch: int = 16
+    # generate() takes `seeds=[...]`, one base seed per prompt in place of params.seed, so
+    # requests with different seeds can share one call (`heirloom serve` batches them).
+    supports_prompt_seeds: bool = False
     # The model has a chat template: what `chat=None` uses, and what suites ask to pick
     # their prompt format (instruction through the template, or raw continuation).
     chat: bool = False

@@ -8,7 +8,9 @@ batch until the longest one ends. Here:
 - prompts are length-sorted and left-padded into batches of about `batch_size` rows;
 - each prompt is prefilled once and its KV cache repeated for its k samples;
 - sample j of a prompt draws from its own `torch.Generator`, seeded from
-  (seed, prompt, j), so results do not depend on batching or resumption;
+  (seed, prompt, j), so its random draws do not depend on batching or resumption
+  (its logits can, by float rounding when the batch's shape differs: a token on a
+  near-tie may then flip; a resumed batch has the shape it had, so resumption is exact);
 - keys and values are written into preallocated buffers (no per-step copy of the cache);
 - finished rows are dropped from the batch in bulk (cache compaction).
 
@@ -34,6 +36,7 @@ class HFBackend(Backend):
     name = "hf"
     supports_loglikelihood = True
     supports_messages = True  # a prompt may be a chat message list (used by `heirloom serve`)
+    supports_prompt_seeds = True
 
     def __init__(self, model: str, device: str | None = None, dtype: str | None = None,
                  batch_size: int | None = None):
@@ -52,13 +55,17 @@ class HFBackend(Backend):
 
     # --- generation -------------------------------------------------------
     def generate(self, prompts: Sequence[str], k: int = 1, params: SamplingParams | None = None,
-                 chat: bool | None = None, progress: bool = True) -> list[list[Completion]]:
+                 chat: bool | None = None, progress: bool = True,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
         import torch
         from tqdm.auto import tqdm
 
         params = params or SamplingParams()
         if k < 1:
             raise HeirloomError(f"k must be >= 1, got {k}")
+        seeds = list(seeds) if seeds is not None else [params.seed] * len(prompts)
+        if len(seeds) != len(prompts):
+            raise HeirloomError(f"seeds: {len(seeds)} for {len(prompts)} prompts")
         encoded = [self._encode(p, chat, i, params) for i, p in enumerate(prompts)]
         rows = self._batch_rows(max((len(e) for e in encoded), default=1) + params.max_new_tokens)
         per_batch = max(1, rows // k)
@@ -69,7 +76,8 @@ class HFBackend(Backend):
         with torch.inference_mode():
             for start in range(0, len(order), per_batch):
                 idx = order[start:start + per_batch]
-                batch = self._generate_batch([encoded[i] for i in idx], [prompts[i] for i in idx], k, params)
+                batch = self._generate_batch([encoded[i] for i in idx], [prompts[i] for i in idx], k, params,
+                                             [seeds[i] for i in idx])
                 for i, comps in zip(idx, batch):
                     results[i] = comps
                 bar.update(len(idx) * k)
@@ -111,7 +119,7 @@ class HFBackend(Backend):
         return int(max(1, min(1024, 0.6 * free // per_row)))
 
     def _generate_batch(self, encoded: list[list[int]], prompts: list[str], k: int,
-                        params: SamplingParams) -> list[list[Completion]]:
+                        params: SamplingParams, base_seeds: list[int]) -> list[list[Completion]]:
         import torch
 
         from .kv_buffer import buffered_cache
@@ -138,7 +146,7 @@ class HFBackend(Backend):
 
         n_rows = len(encoded) * k
         keys = [p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in prompts]
-        seeds = [sample_seed(params.seed, keys[r // k], r % k) for r in range(n_rows)]
+        seeds = [sample_seed(base_seeds[r // k], keys[r // k], r % k) for r in range(n_rows)]
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         tokens: list[list[int]] = [[] for _ in range(n_rows)]
         finish = ["length"] * n_rows

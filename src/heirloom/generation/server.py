@@ -5,7 +5,9 @@ Routes: `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/completions`
 backends that have `prompt_logprobs`). Errors are OpenAI-shaped JSON: 400 with a
 message for a bad request, 404 for an unknown model or route, 500 for a bug.
 Built on the stdlib `ThreadingHTTPServer`; one lock serialises backend calls
-because models are not thread-safe, so concurrent requests queue.
+because models are not thread-safe. Concurrent generation requests are gathered
+into shared calls (`batching.py`) when the backend takes per-prompt seeds (hf,
+vllm), so a busy server runs batches instead of a queue of single requests.
 
 Chat: a single user message is passed to the backend as a prompt with
 `chat=None`, so it gets the model's own chat template (or, for base models, the
@@ -15,8 +17,8 @@ messages and multi-turn history; any other backend answers those with a 400
 instead of silently dropping part of the conversation.
 
 Request schemas and validation: `protocol.py`. Left out: streaming, tools,
-penalties and logit_bias (400), logprobs of generated tokens, authentication (bind to loopback), micro-batching of
-concurrent requests, prompt token counts in `usage` for generation.
+penalties and logit_bias (400), logprobs of generated tokens, authentication (bind to loopback), continuous
+batching (a request that arrives mid-batch waits for the next one), prompt token counts in `usage` for generation.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..errors import HeirloomError
 from .base import Backend, Completion
+from .batching import MicroBatcher
 from .protocol import (ApiError, ChatRequest, CompletionRequest, PromptToken, message_text, parse_request,
                        sampling_params)
 
@@ -44,10 +47,14 @@ class OpenAIServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, backend: Backend | None, host: str = "127.0.0.1", port: int = 8000,
-                 model_name: str | None = None, handler: type[BaseHTTPRequestHandler] | None = None):
+                 model_name: str | None = None, handler: type[BaseHTTPRequestHandler] | None = None,
+                 batching: bool = True):
         self.backend = backend  # may be attached after binding, so a busy port fails before a model loads
         self.model_name = model_name or (backend.model_id if backend else "model")
         self.lock = threading.Lock()
+        self.batching = batching
+        self._batcher: MicroBatcher | None = None
+        self._batcher_lock = threading.Lock()
         self._sockets: set = set()
         self._sockets_lock = threading.Lock()
         try:
@@ -73,6 +80,8 @@ class OpenAIServer(ThreadingHTTPServer):
 
     def server_close(self):
         super().server_close()
+        if self._batcher is not None:
+            self._batcher.close()
         with self._sockets_lock:
             for sock in list(self._sockets):
                 try:
@@ -146,6 +155,11 @@ class OpenAIServer(ThreadingHTTPServer):
                 "usage": {"prompt_tokens": used, "completion_tokens": 0, "total_tokens": used}}
 
     def _generate(self, prompts, n, params, chat) -> list[list[Completion]]:
+        if self.batching and self.backend.supports_prompt_seeds:
+            with self._batcher_lock:  # made on first use: the backend may be attached after binding
+                if self._batcher is None:
+                    self._batcher = MicroBatcher(self.backend, self.lock)
+            return self._batcher.generate(prompts, n, params, chat)
         with self.lock:
             return self.backend.generate(prompts, k=n, params=params, chat=chat, progress=False)
 
@@ -223,9 +237,9 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def serve_in_thread(backend: Backend, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
-                    handler: type[BaseHTTPRequestHandler] | None = None):
+                    handler: type[BaseHTTPRequestHandler] | None = None, batching: bool = True):
     """Run a server in a background thread (port 0: an ephemeral one); shut it down on exit."""
-    server = OpenAIServer(backend, host, port, model_name, handler)
+    server = OpenAIServer(backend, host, port, model_name, handler, batching)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -42,6 +42,7 @@ class VLLMBackend(Backend):
     name = "vllm"
     supports_loglikelihood = True
     supports_messages = True  # generate() also takes chat message lists (used by `heirloom serve`)
+    supports_prompt_seeds = True
     preferred_batch = 256  # a GPU wants hundreds of sequences per step; k copies share a cached prefill
 
     def __init__(self, model_id: str, **options):
@@ -69,18 +70,22 @@ class VLLMBackend(Backend):
 
     # --- generation -----------------------------------------------------------------
     def generate(self, prompts: Sequence[str | list[dict]], k: int = 1, params: SamplingParams | None = None,
-                 chat: bool | None = None, progress: bool = True) -> list[list[Completion]]:
+                 chat: bool | None = None, progress: bool = True,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
         params = params or SamplingParams()
         if k < 1:
             raise HeirloomError(f"k must be >= 1, got {k}")
+        seeds = list(seeds) if seeds is not None else [params.seed] * len(prompts)
+        if len(seeds) != len(prompts):
+            raise HeirloomError(f"seeds: {len(seeds)} for {len(prompts)} prompts")
         inputs = [self._encode(p, chat, i) for i, p in enumerate(prompts)]
         keys = [p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in prompts]
         per_sample = self.options.sampling == "per_sample_seed" and k > 1
         requests, sampling = [], []
-        for inp, key in zip(inputs, keys):
+        for inp, key, base in zip(inputs, keys, seeds):
             for j in range(k if per_sample else 1):
                 requests.append(inp)
-                sampling.append(self._sampling(params, 1 if per_sample else k, sample_seed(params.seed, key, j)))
+                sampling.append(self._sampling(params, 1 if per_sample else k, sample_seed(base, key, j)))
         outputs = self.llm.generate(requests, sampling, use_tqdm=progress)
         results = []
         for i in range(len(prompts)):
