@@ -99,7 +99,11 @@ class RayBackend(Backend):
                                     f"(set replicas, num_cpus or num_gpus)")
         actor = ray.remote(num_cpus=o.num_cpus, num_gpus=num_gpus)(_Replica)
         self.replicas = [actor.remote(inner, o.backend_options) for _ in range(replicas)]
-        infos = self._gather([r.info.remote() for r in self.replicas], "load the model")
+        try:
+            infos = self._gather([r.info.remote() for r in self.replicas], "load the model")
+        except BaseException:
+            self.close()  # the replicas that did load hold memory (a GPU each): let them go
+            raise
         self.model_id = infos[0]["model_id"]
         self.supports_loglikelihood = all(i["supports_loglikelihood"] for i in infos)
         self.supports_messages = all(i["supports_messages"] for i in infos)
