@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError, MissingDependency
-from .base import Backend, Completion, LoglikResult, SamplingParams
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options
 
 
 class RayOptions(BaseModel):
@@ -69,11 +69,7 @@ class RayBackend(Backend):
 
     def __init__(self, inner: str, **options):
         super().__init__(inner)
-        try:
-            self.options = RayOptions(**options)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise HeirloomError(f"ray backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        self.options = parse_backend_options(RayOptions, options, "ray")
         try:
             import ray
         except ImportError:
@@ -162,8 +158,11 @@ class RayBackend(Backend):
                 if sizes:
                     bar.update(sizes[i])
         except BaseException:
-            for ref in pending:
-                ray.cancel(ref)
+            for ref in pending:  # best effort: a task already running on an actor may not stop
+                try:
+                    ray.cancel(ref)
+                except Exception:
+                    pass
             raise
         finally:
             bar.close()
