@@ -89,3 +89,13 @@ def test_prompt_logprobs_are_the_model_log_softmax(backend):
         assert tokens[t].logprob == pytest.approx(float(logp[t - 1, ids[0, t]]), abs=1e-5)
         assert tokens[t].top_logprob >= tokens[t].logprob
     assert "".join(t.text for t in tokens) == text
+
+
+def test_per_prompt_seeds_replace_the_params_seed_and_must_match_the_prompts(backend):
+    params = SamplingParams(temperature=1.0, max_new_tokens=5, seed=7)
+    one = backend.generate(["a", "b"], k=2, params=params, progress=False)
+    same = backend.generate(["a", "b"], k=2, params=params.model_copy(update={"seed": 0}), progress=False, seeds=[7, 7])
+    assert [[c.seed for c in cs] for cs in same] == [[c.seed for c in cs] for cs in one]
+    assert [[c.text for c in cs] for cs in same] == [[c.text for c in cs] for cs in one]
+    with pytest.raises(HeirloomError, match="seeds: 1 for 2 prompts"):
+        backend.generate(["a", "b"], params=params, progress=False, seeds=[1])

@@ -113,6 +113,15 @@ def parse_backend_options(schema: type[BaseModel], options: dict, backend: str) 
         raise HeirloomError(f"{backend} backend option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
+def prompt_seeds(seeds: Sequence[int] | None, params: SamplingParams, n_prompts: int) -> list[int]:
+    """The base seed of each prompt: `seeds` (backends with supports_prompt_seeds), else params.seed."""
+    if seeds is None:
+        return [params.seed] * n_prompts
+    if len(seeds) != n_prompts:
+        raise HeirloomError(f"seeds: {len(seeds)} for {n_prompts} prompts")
+    return list(seeds)
+
+
 def sample_seed(base_seed: int, prompt_key: str, sample_index: int) -> int:
     """A per-sample seed that depends on the prompt, not on batch composition or order.
 

@@ -34,10 +34,10 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: list[Completion] | None = None
     error: BaseException | None = None
+    group: tuple = ()  # jobs that can share one call: everything but the prompt and the seed agrees
 
-    def group(self) -> tuple:
-        """Jobs that can share one call: everything but the prompt and the seed agrees."""
-        return (self.k, self.params.model_copy(update={"seed": 0}), self.chat, isinstance(self.prompt, str))
+    def __post_init__(self):
+        self.group = (self.k, self.params.model_copy(update={"seed": 0}), self.chat, isinstance(self.prompt, str))
 
 
 class MicroBatcher:
@@ -81,8 +81,8 @@ class MicroBatcher:
                     return
             time.sleep(self.window)  # let a burst of concurrent requests arrive
             with self._cond:
-                key = self._queue[0].group()
-                batch = [j for j in self._queue if j.group() == key][: self.max_prompts]
+                key = self._queue[0].group
+                batch = [j for j in self._queue if j.group == key][: self.max_prompts]
                 taken = {id(j) for j in batch}
                 self._queue = [j for j in self._queue if id(j) not in taken]
             self._run(batch)

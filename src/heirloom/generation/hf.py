@@ -24,7 +24,7 @@ import json
 from typing import Sequence
 
 from ..errors import HeirloomError
-from .base import Backend, Completion, LoglikResult, SamplingParams, sample_seed
+from .base import Backend, Completion, LoglikResult, SamplingParams, prompt_seeds, sample_seed
 from .formatting import format_prompt, has_chat_template
 
 # Rows (prompt x sample) decoded together on CPU; on GPU it is sized from free memory.
@@ -63,9 +63,7 @@ class HFBackend(Backend):
         params = params or SamplingParams()
         if k < 1:
             raise HeirloomError(f"k must be >= 1, got {k}")
-        seeds = list(seeds) if seeds is not None else [params.seed] * len(prompts)
-        if len(seeds) != len(prompts):
-            raise HeirloomError(f"seeds: {len(seeds)} for {len(prompts)} prompts")
+        seeds = prompt_seeds(seeds, params, len(prompts))
         encoded = [self._encode(p, chat, i, params) for i, p in enumerate(prompts)]
         rows = self._batch_rows(max((len(e) for e in encoded), default=1) + params.max_new_tokens)
         per_batch = max(1, rows // k)

@@ -60,9 +60,6 @@ class _Replica:
     def loglikelihood(self, requests):
         return self.backend.loglikelihood(requests, progress=False)
 
-    def close(self) -> None:
-        self.backend.close()
-
 
 class RayBackend(Backend):
     name = "ray"

@@ -46,7 +46,6 @@ class Rejected(HeirloomError):
 class Endpoint:
     url: str
     in_flight: int = 0
-    requests: int = 0
     reached: bool = False  # answered at least once (any HTTP status)
     refused: bool = False  # refused a connection before ever answering: out of the pool
     rest_until: float = 0.0  # monotonic time before which it gets no new work (after a failure)
@@ -173,7 +172,6 @@ class RetryingClient:
                     n = len(self.endpoints)
                     endpoint = min(choice, key=lambda e: (e.in_flight, (self.endpoints.index(e) - self._turn) % n))
                     endpoint.in_flight += 1
-                    endpoint.requests += 1
                     self.stats["requests"] += 1
                     self.stats["by_endpoint"][endpoint.url] += 1
                     return endpoint

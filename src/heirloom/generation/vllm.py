@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError, MissingDependency
-from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, sample_seed
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, prompt_seeds, sample_seed
 from .formatting import format_prompt, has_chat_template
 
 
@@ -75,9 +75,7 @@ class VLLMBackend(Backend):
         params = params or SamplingParams()
         if k < 1:
             raise HeirloomError(f"k must be >= 1, got {k}")
-        seeds = list(seeds) if seeds is not None else [params.seed] * len(prompts)
-        if len(seeds) != len(prompts):
-            raise HeirloomError(f"seeds: {len(seeds)} for {len(prompts)} prompts")
+        seeds = prompt_seeds(seeds, params, len(prompts))
         inputs = [self._encode(p, chat, i) for i, p in enumerate(prompts)]
         keys = [p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in prompts]
         per_sample = self.options.sampling == "per_sample_seed" and k > 1
