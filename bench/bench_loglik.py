@@ -1,22 +1,24 @@
 """Batched shared-prefix log-likelihood scoring vs the plain loop, on 2,064 BBQ items.
 
-Usage:  python bench/bench_loglik.py [--size 516] [--naive-sets 3] [--threads 1] [--batch-size 32] [--out FILE]
+Usage:  HEIRLOOM_DATA=../shared/data python bench/bench_loglik.py [--size 516] [--naive-sets 3] [--threads 1]
+            [--batch-size 32] [--dtype auto] [--out FILE]
 
 Items: the BBQ items `BBQConfig(size=516)` profiles, from the 4 categories in
-../shared/data/bbq: 129 whole question sets per category (seed 0), 4 items each, so
+$HEIRLOOM_DATA/bbq: 129 whole question sets per category (seed 0), 4 items each, so
 4 x 516 = 2,064 items and 6,192 (prompt, option) requests, scored with the embedded
 smollm2-135m on the CPU.
 
-- batched: `generation.loglik.loglikelihood`, one call per category (516 items each;
-  prefixes are shared within a call), so the median is over 4 calls.
-- plain loop: `reference_loglikelihood`, one unbatched forward pass per option (full
+- batched: `generation.loglik.loglikelihood` in `--dtype` (auto: bf16 on CPUs with AVX512-BF16
+  or AMX), one call per category (prefixes are shared within a call): the median is over 4 calls.
+- plain loop: `reference_loglikelihood` in float32, one unbatched forward pass per option (full
   logits, as a plain `model(ids).logits` loop does), on `--naive-sets` evenly spaced
   question sets of each category only (it is ~1 s an item). Its total for all items is
   extrapolated two ways: mean seconds per item x items, and seconds per token x the
   tokens of all items (corrects for the subset's prompts being shorter or longer).
 The two are interleaved (per category: loop subset, then batched block) so that load
 from other jobs on a shared machine hits both alike. Scores of the subset are compared
-(max |difference| of the summed log-probabilities, and of the chosen answers).
+(max |difference| of the summed log-probabilities, and the chosen answers: the decision the
+profile takes, here by mean token log-probability).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BBQ = ROOT.parent / "shared" / "data" / "bbq"
+# The data directory is named the way a user names it (no path into the checkout): $HEIRLOOM_DATA.
+BBQ = Path(os.environ.get("HEIRLOOM_DATA")
+           or sys.exit("set HEIRLOOM_DATA to the data directory (in this project: ../shared/data)")) / "bbq"
 
 
 def main() -> None:
@@ -40,6 +44,7 @@ def main() -> None:
     ap.add_argument("--naive-sets", type=int, default=3, help="question sets per category run through the plain loop")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
     ap.add_argument("--batch-size", type=int, default=32, help="rows per forward pass of the batched scorer")
+    ap.add_argument("--dtype", default="auto", help="the batched scorer's dtype (the plain loop runs in float32)")
     ap.add_argument("--out", type=Path, default=None, help="write the measurements as JSON (with provenance)")
     args = ap.parse_args()
 
@@ -54,8 +59,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    model, tok = load_hf("smollm2-135m", device="cpu")
+    model, tok = load_hf("smollm2-135m", device="cpu", dtype=args.dtype)
     load_s = time.perf_counter() - t0
+    loop_model, _ = load_hf("smollm2-135m", device="cpu", dtype="float32")
     rows = bbq.load_bbq(str(BBQ))
     load_before = os.getloadavg()[0]
     blocks, naive_items, naive_times, batched = [], [], [], []
@@ -73,7 +79,7 @@ def main() -> None:
         sub = [4 * s + i for s in spread for i in range(4)]
         for j in sub:  # the plain loop, one item (3 passes) at a time
             start = time.perf_counter()
-            res = reference_loglikelihood(model, tok, reqs[3 * j:3 * j + 3])
+            res = reference_loglikelihood(loop_model, tok, reqs[3 * j:3 * j + 3])
             naive_times.append(time.perf_counter() - start)
             naive_items.append((cat, j, res))
             tokens_naive += sum(tokens[3 * j:3 * j + 3])
@@ -110,6 +116,7 @@ def main() -> None:
         "ratio_median": naive_median / statistics.median(per_block), "max_abs_logprob_diff": max(diffs),
         "same_answer": same_answer, "model_load_seconds": load_s, "loadavg_before": load_before,
         "loadavg_after": load_after, "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "dtype": str(model.dtype).removeprefix("torch."), "loop_dtype": "float32",
     }
     print(json.dumps(result, indent=1, default=str))
     if args.out:

@@ -2,7 +2,7 @@
 
 Usage:  python bench/bench_metrics.py [--repeats 3] [--write-docs]
 
-Texts: every `output` of the 5 model files in ../shared/data/alpaca_eval_outputs.
+Texts: every `output` of the 5 model files in $HEIRLOOM_DATA/alpaca_eval_outputs (../shared/data here).
 In one process, each measurement is the median of `--repeats` runs:
 - heirloom, each metric alone: a fresh `Corpus` per run (no analysis shared with an
   earlier metric) and the syllable memo cleared, so a run pays its own tokenizing,
@@ -29,7 +29,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "alpaca_eval_outputs"
+# The data directory is named the way a user names it (no path into the checkout): $HEIRLOOM_DATA.
+DATA = Path(os.environ.get("HEIRLOOM_DATA")
+           or sys.exit("set HEIRLOOM_DATA to the data directory (in this project: ../shared/data)"))
+DATA = DATA / "alpaca_eval_outputs"
 READABILITY = ["flesch_reading_ease", "flesch_kincaid_grade", "gunning_fog", "ari", "coleman_liau", "smog", "lix",
                "rix"]
 TEXTUAL = ["length", "words", "characters", "sentences", "mtld", "ttr", "mattr", "hdd", *READABILITY]

@@ -1,19 +1,26 @@
-"""Shared fixtures: paths to shared data, and a tiny random-weight Llama with the embedded tokenizer."""
+"""Shared fixtures: the shared data directory, and a tiny random-weight Llama with the embedded tokenizer.
+
+The package never looks for ../shared/data by itself: the tests name it the way a user
+names a data directory, through $HEIRLOOM_DATA (set here unless already set).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+os.environ.setdefault("HEIRLOOM_DATA", str(ROOT.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ["HEIRLOOM_DATA"])
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
-        pytest.fail(f"shared data not found at {SHARED_DATA} (clone the project beside ../shared)")
+        pytest.fail(f"shared data not found at {SHARED_DATA} "
+                    "(set HEIRLOOM_DATA, or clone the project beside ../shared)")
     return SHARED_DATA
 
 

@@ -60,7 +60,7 @@ class Table:
     def __init__(self, table):
         self.table, self.requests = table, []
 
-    def loglikelihood(self, requests):
+    def loglikelihood(self, requests, progress=True):
         self.requests += requests
         return [LoglikResult(4 * self.table[c.strip()], 4, False) for _, c in requests]
 

@@ -19,7 +19,7 @@ class Scores:
     def __init__(self, table):
         self.table, self.requests = table, []
 
-    def loglikelihood(self, requests):
+    def loglikelihood(self, requests, progress=True):
         self.requests += requests
         return [LoglikResult(2 * self.table(cont), 2, False) for _, cont in requests]
 
@@ -84,8 +84,8 @@ def test_bad_rows(tmp_path):
 
 @pytest.mark.integration
 def test_embedded_model_runs(shared_data):
-    from heirloom.models import load_hf
+    from heirloom.generation import make_backend
 
     data = str(shared_data / "crows_pairs" / "crows_pairs_anonymized.csv")
-    attrs = {a.name: a.value for a in run(load_hf("smollm2-135m", device="cpu"), CrowsPairsConfig(data=data, size=10))}
+    attrs = {a.name: a.value for a in run(make_backend("smollm2-135m", device="cpu"), CrowsPairsConfig(data=data, size=10))}
     assert 0.0 <= attrs["bias/crows_pairs/all/pct_stereotype"] <= 100.0

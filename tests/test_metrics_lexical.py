@@ -1,6 +1,7 @@
 """Lexical diversity against lexicalrichness on real LLM outputs (oracle tests)."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from heirloom.metrics import get_metric
 from heirloom.metrics.lexical import hdd, mattr, mtld
 from heirloom.metrics.text import lexicalrichness_tokens
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ["HEIRLOOM_DATA"])  # set by conftest.py
 
 
 @pytest.fixture(scope="module")

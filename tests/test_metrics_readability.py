@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from heirloom.metrics.readability import METRICS
 from heirloom.metrics.syllables import cmu_counts, rule_syllables, syllables
 from heirloom.metrics.text import count_text, sentences_of
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ["HEIRLOOM_DATA"])  # set by conftest.py
 NAMES = [m.name for m in METRICS]
 
 

@@ -1,7 +1,8 @@
-"""Toxicity backends: profanity-check exactly, Perspective against a loopback server,
-Detoxify from a tiny local checkpoint, and the disk cache that prevents rescoring."""
+"""Toxicity backends: profanity-check exactly, Perspective against a loopback server (and its
+closing date), and the disk cache that prevents rescoring. The classifier backend has its own file."""
 
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,11 +13,11 @@ import numpy as np
 import profanity_check
 import pytest
 
-from heirloom.errors import HeirloomError, MissingDependency
+from heirloom.errors import HeirloomError
 from heirloom.metrics import get_metric
 from heirloom.metrics.toxicity.perspective import PAPER_ATTRIBUTES
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ["HEIRLOOM_DATA"])  # set by conftest.py
 
 
 @pytest.fixture(autouse=True)
@@ -173,54 +174,22 @@ def test_perspective_refusals(fake, monkeypatch):
         get_metric("toxicity:backend=perspective")
 
 
-def test_detoxify_errors_name_what_is_missing(tmp_path, monkeypatch):
-    monkeypatch.delenv("HEIRLOOM_DETOXIFY_CHECKPOINT", raising=False)
-    with pytest.raises(HeirloomError, match=r"needs a local checkpoint.*HEIRLOOM_DETOXIFY_CHECKPOINT"):
-        get_metric("toxicity:backend=detoxify")
-    with pytest.raises(HeirloomError, match="no such file"):
-        get_metric(f"toxicity:backend=detoxify:checkpoint={tmp_path / 'missing.ckpt'}")
-    ckpt = tmp_path / "model.ckpt"
-    ckpt.write_bytes(b"x")
-    import heirloom.metrics.toxicity.detoxify as module
+def test_perspective_errors_say_the_api_closed_after_2026(fake, monkeypatch):
+    import datetime
 
-    class NoDetoxify:
-        PackageNotFoundError = module.metadata.PackageNotFoundError
+    import heirloom.metrics.toxicity.perspective as module
 
-        @staticmethod
-        def version(name):
-            raise NoDetoxify.PackageNotFoundError(name)
-
-    monkeypatch.setattr(module, "metadata", NoDetoxify)
-    with pytest.raises(MissingDependency, match=r"heirloom\[detoxify\]"):
-        get_metric("toxicity", backend="detoxify", checkpoint=str(ckpt))
-
-
-def test_detoxify_backend_on_a_tiny_local_checkpoint(tmp_path, monkeypatch):
-    pytest.importorskip("detoxify")
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"you are a stupid idiot nice day hello world".split()]
-    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizer(str(tmp_path / "vocab.txt"))
-    tokenizer.save_pretrained(tmp_path)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=6, max_position_embeddings=64)
-    config.save_pretrained(tmp_path)
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(config).eval()
-    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-    torch.save({"config": {"arch": {"args": {"model_type": str(tmp_path), "model_name": "BertForSequenceClassification",
-                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}},
-                           "dataset": {"args": {"classes": classes}}},
-                "state_dict": model.state_dict()}, tmp_path / "tiny.ckpt")
-    monkeypatch.setenv("HEIRLOOM_DETOXIFY_CHECKPOINT", str(tmp_path / "tiny.ckpt"))
-    texts = ["you are a stupid idiot", "hello world nice day", ""]
-    metric = get_metric("toxicity", backend="detoxify", hf_config=str(tmp_path), attribute="insult")
-    values, reasons = metric.score_with_reasons(texts)
-    with torch.no_grad():
-        logits = model(**tokenizer(texts[:2], return_tensors="pt", padding=True)).logits
-    expected = torch.sigmoid(logits)[:, classes.index("insult")].numpy()
-    np.testing.assert_allclose(values[:2], expected, atol=1e-6)
-    assert np.isnan(values[2]) and "empty text" in reasons[2]
-    assert metric.info()["scorer"].startswith("detoxify@")
+    fake.plan = {"gone": [404], "gone again": [404]}
+    metric = get_metric("toxicity", backend="perspective", endpoint=fake.url, qps=100, cache=False)
+    monkeypatch.setattr(module, "_today", lambda: datetime.date(2026, 12, 31))  # its last day: plain errors
+    with pytest.raises(HeirloomError) as e:
+        metric.score(["gone"])
+    assert "HTTP 404" in str(e.value) and "closed" not in str(e.value)
+    monkeypatch.setattr(module, "_today", lambda: datetime.date(2027, 1, 1))
+    with pytest.raises(HeirloomError, match=r"HTTP 404 .*the Perspective API closed on 2026-12-31: .*"
+                                            r"toxicity:backend=classifier:model="):
+        metric.score(["gone again"])
+    assert metric.score(["still answering"])[0] == score("still answering", "TOXICITY")  # a compatible server works
+    monkeypatch.delenv("PERSPECTIVE_API_KEY")
+    with pytest.raises(HeirloomError, match=r"needs an API key .*closed on 2026-12-31.*backend=classifier"):
+        get_metric("toxicity:backend=perspective")

@@ -63,6 +63,22 @@ def test_chat_samples_match_the_model_in_order_with_per_sample_seeds(server):
                      "seed": sample_seed(3, "alpha", 0), "messages": [{"role": "user", "content": "alpha"}]}
 
 
+@pytest.mark.filterwarnings("ignore:.*no per-choice token counts")  # n>1 responses: NaN counts, tested elsewhere
+@pytest.mark.parametrize("n_per_request", ["never", "always"])
+def test_per_prompt_seeds_replace_the_params_seed(server, n_per_request):
+    params = SamplingParams(temperature=0.8, max_new_tokens=6, seed=3)
+    backend = client(server, n_per_request=n_per_request)
+    got = backend.generate(["alpha", "beta"], k=2, params=params, progress=False, seeds=[11, 12])
+    alone = [backend.generate([p], k=2, params=params.model_copy(update={"seed": s}), progress=False)[0]
+             for p, s in [("alpha", 11), ("beta", 12)]]
+    def key(out):  # num_tokens is NaN for n>1 responses, and NaN != NaN
+        return [[(c.text, c.seed, c.sample_index, c.finish_reason) for c in comps] for comps in out]
+
+    assert key(got) == key(alone) and got[0][0].seed == sample_seed(11, "alpha", 0)
+    with pytest.raises(HeirloomError, match="seeds: 1 for 2 prompts"):
+        backend.generate(["alpha", "beta"], k=1, params=params, progress=False, seeds=[1])
+
+
 def test_raw_continuation_uses_completions_and_sends_stop_and_top_k(server):
     params = SamplingParams(max_new_tokens=4, stop=("w1",), top_k=7)
     client(server).generate(["once upon"], k=1, params=params, chat=False, progress=False)

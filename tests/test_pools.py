@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from heirloom.errors import HeirloomError
 from heirloom.pools import POOL_COLUMNS, coverage, import_outputs, merge_pools, prompt_id, validate_pool
 from heirloom.tables import read_table, write_table
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ["HEIRLOOM_DATA"])  # set by conftest.py
 ALPACA = SHARED / "alpaca_eval_outputs"
 GENERATORS = ["Conifer-7B-DPO", "Ein-70B-v0.1", "FuseChat-Gemma-2-9B-Instruct",
               "FuseChat-Llama-3.1-8B-Instruct", "FuseChat-Llama-3.2-1B-Instruct"]

@@ -66,7 +66,7 @@ def test_run_continue_mode_empty_samples_and_files(rtp_file, tmp_path):
     emt = attrs["toxicity/expected_max_toxicity"]
     assert emt.items == [[0.1, 0.7], [], [0.2, 0.3, 0.1]]
     assert emt.value == pytest.approx(0.5) and emt.n == 2 and "1 of 3 prompt(s) had only empty samples" in emt.note
-    assert emt.statistic == "heirloom.profiling.toxicity:expected_max_toxicity" and emt.higher_is_better is False
+    assert emt.statistic == "toxicity/expected_max_toxicity" and emt.higher_is_better is False
     assert attrs["toxicity/toxicity_probability"].value == 0.5
     assert attrs["toxicity/empty_rate"].value == pytest.approx((1 / 3 + 1 + 0) / 3)
     saved = pd.read_json(tmp_path / "generations" / "toxicity.jsonl", lines=True)

@@ -43,6 +43,16 @@ def test_samples_match_one_local_backend_whatever_the_shard(replicas, tiny_model
            [[(c.text, c.seed, c.sample_index, c.num_tokens) for c in cs] for cs in expected]
 
 
+def test_per_prompt_seeds_reach_the_replicas(replicas, tiny_model_dir):
+    prompts = [f"Prompt {i}" for i in range(3)]
+    params = SamplingParams(temperature=1.0, max_new_tokens=5, seed=5)
+    local = make_backend(str(tiny_model_dir), dtype="float64")
+    assert replicas.supports_prompt_seeds
+    got = replicas.generate(prompts, k=2, params=params, progress=False, seeds=[7, 8, 9])
+    expected = local.generate(prompts, k=2, params=params, progress=False, seeds=[7, 8, 9])
+    assert [[(c.text, c.seed) for c in cs] for cs in got] == [[(c.text, c.seed) for c in cs] for cs in expected]
+
+
 def test_loglikelihoods_match_one_local_backend(replicas, tiny_model_dir):
     requests = [(f"Question {q}: which?", f" option {o}") for q in range(5) for o in "abc"]
     local = make_backend(str(tiny_model_dir), dtype="float64").loglikelihood(requests, progress=False)

@@ -92,7 +92,8 @@ def make_run(root: Path, profiles: bool = True) -> Path:
     config = {"name": "<b>demo</b>", "seed": 0, "teachers": [{"model": "smollm2-135m"}, {"model": "teacher-b"}],
               "generation": {"k": 4, "temperature": 1.0, "top_p": 0.9, "max_new_tokens": 64},
               "scoring": {"metrics": ["length", "mtld"], "column": "completion"},
-              "arms": [{"name": n, "objective": o, "max_candidates": k} for n, (o, k) in ARMS.items()],
+              "arms": [{"name": n, "objective": o, "max_candidates": k} for n, (o, k) in ARMS.items()]
+              + [{"name": EVIL_ARM, "objective": "max:mtld", "constraints": [f"length<{SHORT}"]}],
               "student": {"model": "smollm2-135m"}, "profiling": {"size": N_ITEMS}}
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -273,3 +274,43 @@ def test_profiles_without_base_compare_against_random(tmp_path):
     figs = root / "report" / "figures"
     png_size(figs / "fig1_percent_change.png")
     assert not (figs / "fig2_passive_inheritance.png").exists()  # passive inheritance needs the base
+
+
+def test_only_the_configs_arms_made_from_the_current_pool_are_reported(tmp_path):
+    from heirloom.report import write_report
+
+    root = make_run(tmp_path / "run")
+    # an arm of an earlier config, left behind with a summary, a student and a profile
+    shutil.copytree(root / "arms" / "long", root / "arms" / "dropped")
+    shutil.copytree(root / "profiles" / "long", root / "profiles" / "dropped")
+    shutil.copytree(root / "students" / "long", root / "students" / "dropped")
+
+    def marker(d: Path, key: str, **inputs):
+        write_json({"key": key, "inputs": inputs}, root / d / ".stage.json")
+
+    marker(Path("candidates"), "pool-2")  # the pool was generated again since `long` was selected
+    marker(Path("scores"), "scores-2", after="pool-2")
+    marker(Path("arms/long"), "sel-long", after="scores-1")
+    for arm in ("mtld", "mtld_k2", "random"):
+        marker(Path("arms") / arm, f"sel-{arm}", after="scores-2")
+        write_json({"key": f"sel-{arm}", "pairs": f"pairs-{arm}"}, root / "arms" / arm / ".done.json")
+        marker(Path("students") / arm, f"train-{arm}", data=f"pairs-{arm}")
+        marker(Path("profiles") / arm, f"prof-{arm}", after=f"train-{arm}")
+    marker(Path("students/mtld_k2"), "train-mtld_k2", data="pairs-of-an-older-selection")
+    marker(Path("profiles/random"), "prof-random", after="train-of-an-older-student")
+
+    html = write_report(root, n_boot=20).read_text(encoding="utf-8")
+    targeted = pd.read_csv(root / "report" / "targeted.csv")
+    vs_base = pd.read_csv(root / "report" / "comparison_vs_base.csv")
+    assert "dropped" not in set(targeted["arm"]) | set(vs_base["arm"]) and "dropped" not in html
+    assert "long" not in set(targeted["arm"]) and "long: selected from an earlier pool or scoring" in html
+    assert set(vs_base["arm"]) == {"mtld"}  # mtld_k2 trained on other pairs, random's profile is older
+    assert "mtld_k2: trained on other pairs" in html and "random: profiled from an earlier student" in html
+    assert targeted.loc[targeted["arm"] == "mtld_k2", "note"].eq("no profile of the arm").all()
+    assert set(targeted["direction"]) == {"max"}  # summaries without objective_directions: read from the spec
+    summary = json.loads((root / "arms" / "mtld" / "summary.json").read_text())
+    summary["objective_directions"] = {"mtld": "minimize"}  # what the select stage records now wins
+    write_json(summary, root / "arms" / "mtld" / "summary.json")
+    write_report(root, n_boot=0)
+    targeted = pd.read_csv(root / "report" / "targeted.csv")
+    assert targeted.loc[targeted["arm"] == "mtld", "direction"].eq("min").all()

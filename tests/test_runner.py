@@ -55,11 +55,17 @@ def test_run_end_to_end_then_reuse_then_redo_only_what_changed(tmp_path, tiny_mo
     assert {"generate:candidates", "score:scores", "select:arms/long", "train:students/long",
             "profile:profiles/base"} <= set(again.skipped)
 
-    # A new metric changes scoring and all that follows; the candidates are reused.
+    # A new metric no objective uses: scoring and the (cheap) selection are redone, the candidates are
+    # reused, and the students (trained on the same pairs) and their profiles are kept.
     changed = load_run_config(_config(tmp_path, tiny_model_dir, metrics="[length, mtld, words]"))
     third = run_config(changed, run_dir, progress=False, log=lambda *_: None)
     assert "generate:candidates" in third.skipped and "score:scores" not in third.skipped
-    assert "train:students/long" not in third.skipped
+    assert "select:arms/long" not in third.skipped
+    assert {"train:students/long", "train:students/random", "profile:profiles/long"} <= set(third.skipped)
+    summary = json.loads((run_dir / "arms" / "long" / "summary.json").read_text())
+    assert "words" in [m["metric"] for m in summary["metrics"]]
+    assert summary["objective_directions"] == {"length": "maximize"}
+    assert "long" in pd.read_csv(run_dir / "report" / "targeted.csv")["arm"].tolist()
     assert "words" in pd.read_parquet(run_dir / "scores" / "scored.parquet").columns
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "candidates" / "pool.parquet"), pool)
     # The earlier scores were moved aside, not deleted.
@@ -83,7 +89,13 @@ def test_how_a_teacher_runs_is_not_part_of_the_generate_key(tmp_path, tiny_model
 def test_run_killed_mid_generation_resumes_without_duplicates(tmp_path, tiny_model_dir, monkeypatch):
     import heirloom.candidates as candidates
 
-    cfg = load_run_config(_config(tmp_path, tiny_model_dir))
+    # float64: samples then depend only on their seeds, not on which prompts share a batch (in bf16 or
+    # fp32 a near-tie can flip a token when the batch changes; see docs/backends.md), so a resumed pool
+    # must equal the uninterrupted one exactly.
+    path = _config(tmp_path, tiny_model_dir)
+    path.write_text(path.read_text().replace(f"teachers: [{{model: {tiny_model_dir}}}]",
+                                             f"teachers: [{{model: {tiny_model_dir}, options: {{dtype: float64}}}}]"))
+    cfg = load_run_config(path)
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
     run_config(cfg, ref_dir, progress=False, until="generate", log=lambda *_: None)
 
@@ -100,9 +112,11 @@ def test_run_killed_mid_generation_resumes_without_duplicates(tmp_path, tiny_mod
     monkeypatch.setattr(candidates, "_append", dies_after_first_batch)
     with pytest.raises(KeyboardInterrupt):
         run_config(cfg, run_dir, progress=False, until="generate", log=lambda *_: None)
-    assert len((run_dir / "candidates" / "candidates.jsonl").read_text().splitlines()) == 2 * 2
+    before_kill = (run_dir / "candidates" / "candidates.jsonl").read_text().splitlines()
+    assert len(before_kill) == 2 * 2
     monkeypatch.setattr(candidates, "_append", real)
     run_config(cfg, run_dir, progress=False, until="generate", log=lambda *_: None)
+    assert (run_dir / "candidates" / "candidates.jsonl").read_text().splitlines()[:4] == before_kill  # kept as written
     resumed = pd.read_parquet(run_dir / "candidates" / "pool.parquet")
     reference = pd.read_parquet(ref_dir / "candidates" / "pool.parquet")
     pd.testing.assert_frame_equal(resumed, reference)
@@ -143,3 +157,30 @@ def test_multi_source_pool_mixes_imported_and_live_teachers(tmp_path, tiny_model
     scored = pd.read_parquet(run_dir / "scores" / "scored.parquet")
     assert (selected.set_index("prompt_id")["length"]
             == scored.groupby("prompt_id")["length"].max().loc[selected["prompt_id"]]).all()
+
+
+def test_dropped_arms_go_to_stale_and_a_new_metric_version_redoes_scoring(tmp_path, tiny_model_dir, monkeypatch):
+    from heirloom.metrics.lexical import MTLD
+    from heirloom.report import write_report
+
+    quiet = {"progress": False, "until": "select", "log": lambda *_: None}
+    text = _config(tmp_path, tiny_model_dir).read_text()
+    two_arms = tmp_path / "two.yaml"
+    two_arms.write_text(text.replace('- {name: long, objective: "max:length"}',
+                                     '- {name: long, objective: "max:length"}\n'
+                                     '  - {name: short, objective: "min:length"}'))
+    run_dir = tmp_path / "run"
+    run_config(load_run_config(two_arms), run_dir, **quiet)
+    assert (run_dir / "arms" / "short" / "summary.json").is_file()
+
+    one_arm = run_config(load_run_config(_config(tmp_path, tiny_model_dir)), run_dir, **quiet)
+    assert "select:arms/long" in one_arm.skipped
+    assert not (run_dir / "arms" / "short").exists()  # moved aside, not deleted
+    assert len(list((run_dir / "arms" / ".stale").glob("short-*/summary.json"))) == 1
+    write_report(run_dir, n_boot=0)
+    arms = set(pd.read_csv(run_dir / "report" / "targeted.csv")["arm"])
+    assert arms == {"long"} and "short" not in (run_dir / "report" / "index.html").read_text()
+
+    monkeypatch.setattr(MTLD, "version", MTLD.version + ".1")  # a scorer that now gives other values
+    again = run_config(load_run_config(_config(tmp_path, tiny_model_dir)), run_dir, **quiet)
+    assert "generate:candidates" in again.skipped and "score:scores" not in again.skipped

@@ -70,3 +70,21 @@ def test_top_p_on_a_real_vocabulary_matches_transformers(scale):
     ours = warp(logits, SamplingParams(top_p=0.9))
     ref = TopPLogitsWarper(0.9)(None, logits.clone())
     assert torch.equal(torch.isinf(ours), torch.isinf(ref))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_fast_top_p_draws_the_full_vocabulary_draw(temperature):
+    """Top-p alone finds the nucleus among the top 64, then 1,024, candidates, else the full vocabulary;
+    each row must get the token the plain full-vocabulary inverse-CDF draw gives for its uniform number."""
+    from heirloom.generation.sampling import _inverse_cdf
+
+    g = torch.Generator().manual_seed(4)
+    vocab = 5000
+    scales = torch.tensor([12.0] * 8 + [4.0] * 8 + [1.5] * 8 + [0.05] * 8)  # nucleus of ~1, ~tens, ~hundreds, ~all
+    params = SamplingParams(temperature=temperature, top_p=0.9)
+    for step in range(20):
+        logits = torch.randn(len(scales), vocab, generator=g) * scales[:, None]
+        seeds = [1000 * step + r for r in range(len(scales))]
+        fast = sample_next(logits, params, [torch.Generator().manual_seed(s) for s in seeds])
+        u = torch.cat([torch.rand(1, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        assert torch.equal(fast, _inverse_cdf(warp(logits, params), u))

@@ -1,6 +1,7 @@
 """score_table and the `score` / `metrics` commands on real outputs."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from heirloom.metrics import get_metric
 from heirloom.scoring import score_table, scoring_record
 from heirloom.tables import read_table, write_table
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ["HEIRLOOM_DATA"])  # set by conftest.py
 TEXTUAL = "words,characters,sentences,mtld,ttr,mattr,hdd,flesch_reading_ease,gunning_fog,rix,toxicity"
 
 

@@ -228,3 +228,15 @@ def test_hundred_thousand_candidates_fast():
     best = pool.dropna(subset=["mtld"]).groupby("prompt_id")["mtld"].max()
     r = select(pool, "max:mtld")
     assert np.allclose(r.selected.set_index("prompt_id")["mtld"].loc[best.index], best)
+
+
+@pytest.mark.parametrize("spec,directions", [
+    ("max:mtld", {"mtld": "maximize"}),
+    ("sum[minmax]:0.7*max:mtld,0.3*min:toxicity", {"mtld": "maximize", "toxicity": "minimize"}),
+    ("lex:min:toxicity~0.1,max:length", {"toxicity": "minimize", "length": "maximize"}),
+    ("target:length=120", {"length": "target"}),
+    ("random", {}),
+])
+def test_objectives_state_their_directions(spec, directions):
+    objective = with_constraints(parse_objective(spec), ["words>3"])  # a bound is no direction
+    assert objective.directions == directions and list(directions) == objective.metrics()

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ def make_pool():
     df = pd.DataFrame(ROWS, columns=["prompt_id", "teacher", "sample_index", "mtld", "toxicity"])
     return df.assign(prompt="prompt " + df["prompt_id"], completion="c", source="live")
 
-ALPACA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval_outputs"
+ALPACA = Path(os.environ["HEIRLOOM_DATA"]) / "alpaca_eval_outputs"  # HEIRLOOM_DATA: set by conftest.py
 
 
 def check_against_pandas(pool, result, summary):

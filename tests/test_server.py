@@ -53,6 +53,7 @@ def fake_prompt_tokens(text: str) -> list[PromptToken]:
 class FakeBackend(Backend):
     name = "fake"
     supports_loglikelihood = True
+    supports_prompt_logprobs = True
 
     def __init__(self, model_id: str = "fake-model", delay: float = 0.0, messages: bool = False):
         super().__init__(model_id)
@@ -60,7 +61,7 @@ class FakeBackend(Backend):
         self.calls: list[dict] = []
         self.active = self.max_active = 0
 
-    def generate(self, prompts, k=1, params=None, chat=None, progress=True):
+    def generate(self, prompts, k=1, params=None, chat=None, progress=True, seeds=None):
         params = params or SamplingParams()
         self.calls.append({"prompts": list(prompts), "k": k, "params": params, "chat": chat})
         self.active += 1  # not thread-safe on purpose: the server's lock must serialise calls
@@ -215,7 +216,7 @@ def test_invalid_json_and_unknown_get_route(server):
 
 def test_scoring_refused_when_backend_has_no_prompt_logprobs():
     backend = FakeBackend()
-    backend.supports_loglikelihood = False
+    backend.supports_prompt_logprobs = False
     with fake_server(backend) as srv:
         r = post(srv, "/completions", {"model": "fake-model", "prompt": "a b", "echo": True, "logprobs": 1, "max_tokens": 0})
     assert r.status_code == 400 and "prompt scoring" in r.json()["error"]["message"]
@@ -282,13 +283,18 @@ def test_serve_on_a_busy_port_is_a_one_line_error(capsys):
     assert err.startswith("error: cannot listen on 127.0.0.1:") and "\n" not in err
 
 
-def test_serve_rejects_hf_options_for_other_backends(capsys):
+def test_serve_rejects_options_the_backend_does_not_declare(capsys):
     from heirloom.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--model", "vllm:some/model", "--batch-size", "4", "--port", "0"])
     assert exit_info.value.code == 2
-    assert "--batch-size: only for the hf backend" in capsys.readouterr().err
+    assert "--batch-size: not an option of the vllm backend" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a mistyped --option fails before the model loads
+        main(["serve", "--model", "smollm2-135m", "--option", "batch_sise=4", "--port", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: hf backend option batch_sise: unknown option; did you mean 'batch_size'?"
 
 
 # --- integration: the real embedded model ---------------------------------------------

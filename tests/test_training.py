@@ -95,6 +95,8 @@ def test_train_student_artifacts_and_merged_model(tiny_dir, tmp_path):
     assert result.final_loss == log[-1]["loss"] and math.isfinite(result.mean_loss)
     meta = json.loads((out / "train.meta.json").read_text())
     assert meta["config"] == config.model_dump() and meta["resolved"]["learning_rate"] == 5e-2
+    assert (meta["resolved"]["dtype"], meta["resolved"]["batching"]) == (config.resolved_dtype(), "packed")
+    assert meta["resolved"]["weights_dtype"] == "float32"  # on a CPU, also under bf16 autocast
     assert meta["student"] == tiny_dir and meta["data"]["n_examples"] == 4
     assert meta["data"]["end_of_turn"] == "<|im_end|>" and len(meta["data"]["sha256_16"]) == 16
     assert {"torch", "transformers", "trl", "peft"} <= meta["versions"].keys()
@@ -168,11 +170,12 @@ def test_cli_train(tiny_dir, tmp_path):
     (tmp_path / "train.yaml").write_text("max_steps: 2\nlogging_steps: 1\nbatch_size: 4\ndevice: cpu\n")
     r = CliRunner().invoke(cli, ["train", "--data", str(data), "--student", tiny_dir, "--out", str(tmp_path / "o"),
                                  "--config", str(tmp_path / "train.yaml"), "--method", "full", "--lr", "1e-3",
-                                 "--max-length", "64", "--quiet"])
+                                 "--max-length", "64", "--dtype", "float32", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "on 4 pairs: 2 steps" in r.output
     meta = json.loads((tmp_path / "o" / "train.meta.json").read_text())
     assert (meta["config"]["method"], meta["config"]["learning_rate"], meta["config"]["max_steps"]) == ("full", 1e-3, 2)
+    assert meta["config"]["dtype"] == meta["resolved"]["dtype"] == "float32"
     assert not (tmp_path / "o" / "adapter").exists()
 
 
@@ -193,7 +196,7 @@ def test_cli_help_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data", str(tmp_path / "ok.csv"), "--student", str(tmp_path / "no-such-model"),
               "--out", str(tmp_path / "o")])
-    assert "no-such-model': not an embedded alias" in capsys.readouterr().err
+    assert "no-such-model': no such file or directory, and not an embedded alias" in capsys.readouterr().err
 
 
 @pytest.mark.integration

@@ -45,39 +45,57 @@ def tiny_model(tok):
         num_key_value_heads=2, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
 
 
-def trainer_batches(tok, method, tmp_path):
+def trainer_batches(tok, method, tmp_path, batching="padded"):
     """Every batch of one epoch, from the trainer's own dataloader (collator included)."""
     enc = encode_pairs(PAIRS, tok, max_length=256)
-    config = TrainConfig(method=method, batch_size=3, max_steps=1, device="cpu")
+    config = TrainConfig(method=method, batch_size=3, max_steps=1, device="cpu", batching=batching)
     trainer = build_trainer(tiny_model(tok), tok, enc, config, tmp_path / "ckpt", progress=False)
     return list(trainer.get_train_dataloader())
 
 
+def rows(batch):
+    """(input ids, labels) of each example in a batch: padded rows cut at their attention mask, or a
+    packed row split at its sequence boundaries (positions restarting at 0)."""
+    if "attention_mask" not in batch:
+        bounds = batch["cu_seq_lens_q"].tolist()
+        ids, labels, pos = batch["input_ids"][0].tolist(), batch["labels"][0].tolist(), batch["position_ids"][0].tolist()
+        assert batch["input_ids"].shape[0] == 1 and [p for p in pos if p == 0] == [0] * (len(bounds) - 1)
+        assert pos == [i for a, b in zip(bounds, bounds[1:]) for i in range(b - a)]
+        # The loss targets are exactly the labelled next tokens, at the positions that predict them.
+        keep = batch["logits_to_keep"].tolist()
+        assert keep == [i for i in range(len(ids) - 1) if labels[i + 1] != IGNORE]
+        assert batch["shift_labels"][0].tolist() == [labels[i + 1] for i in keep]
+        return [(ids[a:b], labels[a:b]) for a, b in zip(bounds, bounds[1:])]
+    out = []
+    for ids, labels, mask in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
+                                 batch["attention_mask"].tolist()):
+        n = sum(mask)
+        assert mask == [1] * n + [0] * (len(mask) - n)  # right padding
+        assert labels[n:] == [IGNORE] * (len(mask) - n)  # padding, though pad id == eot id here
+        out.append((ids[:n], labels[:n]))
+    return out
+
+
 def check_batches(batches, tok, expected_text, prompt_ids, eot):
-    """Each row's labels are its completion tokens then `eot`; prompt and padding are IGNORE."""
+    """Each example's labels are its completion tokens then `eot`; prompt (and padding) are IGNORE."""
     seen = set()
     for batch in batches:
-        assert batch["labels"].shape == batch["input_ids"].shape == batch["attention_mask"].shape
-        for ids, labels, mask in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
-                                     batch["attention_mask"].tolist()):
-            n = sum(mask)
-            assert mask == [1] * n + [0] * (len(mask) - n)  # right padding
-            text = tok.decode(ids[:n])
+        assert batch["labels"].shape == batch["input_ids"].shape
+        for ids, labels in rows(batch):
+            text = tok.decode(ids)
             i = expected_text.index(text)  # which pair this row is (raises if none)
             seen.add(i)
             p = prompt_ids[i]
             completion = tok(PAIRS["completion"][i], add_special_tokens=False)["input_ids"]
             assert ids[:len(p)] == p  # the prompt exactly as generation tokenizes it
             assert labels[:len(p)] == [IGNORE] * len(p)
-            assert labels[len(p):n] == completion + [eot]
-            assert labels[n:] == [IGNORE] * (len(mask) - n)  # padding, though pad id == eot id here
-            assert ids[n - 1] == eot
+            assert labels[len(p):] == completion + [eot]
+            assert ids[-1] == eot
     assert seen == set(range(len(PAIRS)))
-    assert any(0 in b["attention_mask"] for b in batches)  # padding actually happened
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
-def test_labels_chat_template(tok, tmp_path, method):
+@pytest.mark.parametrize("method,batching", [("full", "padded"), ("lora", "padded"), ("lora", "packed")])
+def test_labels_chat_template(tok, tmp_path, method, batching):
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     assert tok.pad_token_id == tok.eos_token_id == im_end  # the trap this test guards against
     full = [tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": c}],
@@ -88,15 +106,20 @@ def test_labels_chat_template(tok, tmp_path, method):
     prompts = [tok(tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                            add_generation_prompt=True), add_special_tokens=False)["input_ids"]
                for p in PAIRS["prompt"]]
-    check_batches(trainer_batches(tok, method, tmp_path), tok, expected, prompts, im_end)
+    batches = trainer_batches(tok, method, tmp_path, batching)
+    check_batches(batches, tok, expected, prompts, im_end)
+    if batching == "padded":
+        assert any(0 in b["attention_mask"] for b in batches)  # padding actually happened
 
 
-def test_labels_base_model_template(base_tok, tmp_path):
+@pytest.mark.parametrize("batching", ["padded", "packed"])
+def test_labels_base_model_template(base_tok, tmp_path, batching):
     qa = [f"### Question: {p}\n ### Answer: " for p in PAIRS["prompt"]]
     expected = [q + c + base_tok.eos_token for q, c in zip(qa, PAIRS["completion"])]
     prompts = [base_tok(q)["input_ids"] for q in qa]
     assert base_tok.decode(prompts[0]).endswith("Answer: ")  # the trailing space stays a prompt token
-    check_batches(trainer_batches(base_tok, "full", tmp_path), base_tok, expected, prompts, base_tok.eos_token_id)
+    check_batches(trainer_batches(base_tok, "full", tmp_path, batching), base_tok, expected, prompts,
+                  base_tok.eos_token_id)
 
 
 def test_qa_format_forced_on_chat_tokenizer(tok):
@@ -163,7 +186,7 @@ def test_load_pairs_errors(tmp_path):
 def test_config_defaults_and_file(tmp_path):
     assert TrainConfig().lr == 2e-4 and TrainConfig(method="full").lr == 2e-5
     assert TrainConfig(method="full", learning_rate=1e-3).lr == 1e-3
-    assert TrainConfig(device="cpu").use_bf16() is False and TrainConfig(bf16=True).use_bf16() is True
+    assert TrainConfig(dtype="float32").use_bf16() is False and TrainConfig(dtype="bfloat16").use_bf16() is True
     f = tmp_path / "train.yaml"
     f.write_text("student:\n  training:\n    method: full\n    epochs: 3\n")  # a run config
     c = load_train_config(f, epochs=None, seed=7)
@@ -183,8 +206,8 @@ def test_loss_is_mean_nll_of_labelled_tokens(tok, tmp_path):
     from trl import SFTTrainer
 
     enc = encode_pairs(PAIRS, tok, max_length=256)
-    trainer = build_trainer(tiny_model(tok), tok, enc, TrainConfig(method="full", batch_size=4, device="cpu"),
-                            tmp_path, progress=False)
+    config = TrainConfig(method="full", batch_size=4, device="cpu", batching="padded")
+    trainer = build_trainer(tiny_model(tok), tok, enc, config, tmp_path, progress=False)
     batch = next(iter(trainer.get_train_dataloader()))
     model = trainer.model
     with torch.no_grad():

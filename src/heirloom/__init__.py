@@ -23,7 +23,7 @@ _LAZY = {
     "profile_model": "profiling.suites", "ProfileConfig": "profiling.suites", "Profile": "profiling.profile",
     "compare": "profiling.compare",
     "write_report": "report",
-    "load_run_config": "runs.config", "run_config": "runs.runner",
+    "load_run_config": "runs.config", "preflight": "runs.preflight", "run_config": "runs.runner",
 }
 __all__ = ["HeirloomError", "__version__", *_LAZY]
 

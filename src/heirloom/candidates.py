@@ -22,8 +22,12 @@ import pandas as pd
 
 from .errors import HeirloomError
 from .generation.base import Backend, SamplingParams
+from .outputs import made_by
 from .provenance import config_hash, record
-from .tables import read_table, write_json, write_table
+from .tables import read_table, require_columns, write_json, write_table
+
+WORK_COLUMNS = ("prompt_id", "prompt", "teacher", "sample_index", "completion")
+
 
 def generation_settings(teacher: str, k: int, params: SamplingParams, chat: bool | None) -> dict:
     return {"teacher": teacher, "k": k, "sampling": params.model_dump(mode="json"), "chat": chat}
@@ -37,7 +41,7 @@ def generate_candidates(backend: Backend, prompts: pd.DataFrame, k: int, params:
     chunk = chunk or backend.preferred_batch  # prompts per append: little lost on a crash, batches stay full
     teacher = teacher or backend.model_id
     settings = generation_settings(teacher, k, params, chat)
-    _check_settings(out, settings)
+    _check_settings(out, settings, backend)
     done = _completed(out, teacher, k)
     todo = prompts[~prompts["prompt_id"].isin(done)]
     # Longest first: similar lengths share a batch (less padding), and memory errors show early.
@@ -59,9 +63,13 @@ def generate_candidates(backend: Backend, prompts: pd.DataFrame, k: int, params:
     return pool[pool["teacher"] == teacher].reset_index(drop=True)
 
 
-def _check_settings(out: Path, settings: dict) -> None:
+def _check_settings(out: Path, settings: dict, backend: Backend | None = None) -> None:
     meta_path = out.with_name(out.name + ".meta.json")
     key = config_hash(settings)
+    if out.exists() and out.stat().st_size and made_by(out) != "generate":
+        # Someone else's file (a prompt set, a scored pool): never appended to nor trimmed.
+        raise HeirloomError(f"{out}: exists and is not a candidates file of heirloom (no generation record in "
+                            f"{meta_path.name}); write to a new file")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"teachers": {}}
     known = meta["teachers"].get(settings["teacher"])
     if known is not None and known["hash"] != key:
@@ -69,8 +77,11 @@ def _check_settings(out: Path, settings: dict) -> None:
                             f"({known['settings']}); write to a new file to avoid mixing them")
     if known is None and out.exists() and settings["teacher"] in set(load_work_file(out)["teacher"]):
         raise HeirloomError(f"{out}: holds candidates of {settings['teacher']!r} with no record of their settings")
-    meta["teachers"][settings["teacher"]] = {"hash": key, "settings": settings}
-    write_json(record(**meta), meta_path)
+    # The backend's description (device, dtype, ...) is recorded, not hashed: the same settings on other
+    # hardware extend the file. Asked only once the file is known to be ours.
+    meta["teachers"][settings["teacher"]] = {"hash": key, "settings": settings,
+                                             "backend": backend.describe() if backend is not None else None}
+    write_json(record(**{**meta, "stage": "generate"}), meta_path)  # `stage`: see heirloom.outputs
 
 
 def _completed(out: Path, teacher: str, k: int) -> set[str]:
@@ -97,8 +108,10 @@ def load_work_file(path: str | os.PathLike) -> pd.DataFrame:
         with open(path, "r+b") as f:
             f.truncate(len(raw))
     if not raw.strip():
-        return pd.DataFrame(columns=["prompt_id", "prompt", "teacher", "sample_index", "completion"])
+        return pd.DataFrame(columns=list(WORK_COLUMNS))
     pool = read_table(path)
+    # A file that is not a candidates file must not be extended (or have "partial" rows cut from it).
+    require_columns(pool, WORK_COLUMNS, f"{path}: not a candidates file")
     dup = pool.duplicated(["teacher", "prompt_id", "sample_index"])
     if dup.any():
         raise HeirloomError(f"{path}: {int(dup.sum())} duplicated (teacher, prompt_id, sample_index) rows")

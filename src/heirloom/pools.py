@@ -28,6 +28,8 @@ from .tables import read_table, require_columns
 
 POOL_COLUMNS = ("prompt_id", "prompt", "teacher", "sample_index", "completion",
                 "num_tokens", "finish_reason", "seed", "source")
+# Columns of every pool that selection reads as metrics (`selection.columns`), before any scoring.
+POOL_METRIC_COLUMNS = ("num_tokens",)
 KEY = ["prompt_id", "teacher", "sample_index"]
 _TEXT_COLUMNS = ("prompt_id", "prompt", "teacher", "completion", "source")
 # Why these are undefined for imported rows; written to <pool>.meta.json.

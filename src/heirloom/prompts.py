@@ -7,9 +7,11 @@ appended to the instruction, as Alpaca's own template does.
 
 from __future__ import annotations
 
+import numbers
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -28,6 +30,8 @@ def load_prompts(source: str, column: str | None = None, split: str = "train",
                  limit: int | None = None) -> pd.DataFrame:
     """Prompts from `source`: a built-in name, a file path, or a hub dataset id."""
     from .pools import prompt_id
+
+    _check_limit(limit)
 
     if source in BUILTIN:
         df, where = read_table(builtin_path(source)), source
@@ -59,6 +63,22 @@ def load_prompts(source: str, column: str | None = None, split: str = "train",
     if limit is not None:
         out = out.head(limit)
     return out.reset_index(drop=True)
+
+
+def load_prompt_sources(sources: str | Sequence[str], column: str | None = None, split: str = "train",
+                        limit: int | None = None) -> pd.DataFrame:
+    """Several sources concatenated in order, a prompt present in more than one kept once, then `limit`."""
+    _check_limit(limit)
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    parts = [load_prompts(s, column=column, split=split) for s in sources]
+    prompts = pd.concat(parts, ignore_index=True).drop_duplicates("prompt_id", ignore_index=True)
+    return prompts if limit is None else prompts.head(limit)
+
+
+def _check_limit(limit: int | None) -> None:
+    # head(0) would give an empty set and head(-1) would silently drop the last prompt.
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
+        raise HeirloomError(f"prompt limit {limit!r}: give a whole number of prompts, at least 1")
 
 
 def _load_hub(name: str, split: str) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from typing import Any
 
 _PACKAGES = (
     "heirloom", "torch", "transformers", "trl", "peft", "accelerate", "gguf",
-    "lexicalrichness", "alt-profanity-check", "numpy", "pandas", "vllm", "detoxify",
+    "lexicalrichness", "alt-profanity-check", "numpy", "pandas", "vllm", "toxic-comment-classifier",
 )
 
 

@@ -16,7 +16,7 @@ from ..errors import HeirloomError
 
 COMMANDS = [
     "models", "generate", "serve", "score", "metrics", "select", "train",
-    "run", "profile", "compare", "report", "pool",
+    "run", "profile", "compare", "report", "pool", "data",
 ]
 
 

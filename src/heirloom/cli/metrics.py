@@ -42,7 +42,7 @@ def _options(model, title):
         return
     click.echo(f"{title}:")
     for key, field in model.model_fields.items():
-        default = field.default
+        default = "(required)" if field.is_required() else field.default
         if isinstance(default, tuple):
             default = "+".join(map(str, default))
         click.echo(f"  {key}={default}  {field.description or ''}")

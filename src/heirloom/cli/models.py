@@ -22,6 +22,11 @@ def command():
                 cached = None
             state = f"cached at {cached}" if cached else "installed (dequantized on first use)"
         default = " (default)" if alias == DEFAULT_MODEL else ""
-        click.echo(f"{alias}{default}\n  {m.description}\n  {state}" + ("" if m.installed() else f"; {m.install}"))
+        stop = f"\n  stop strings when none are set: {list(m.stop)}" if m.stop else ""
+        click.echo(f"{alias}{default}\n  {m.description}\n  {state}" + ("" if m.installed() else f"; {m.install}")
+                   + stop)
+    from ..generation.registry import backend_names
+
+    plugins = "".join(f", {name}:..." for name in backend_names() if name not in ("hf", "vllm", "openai", "ray"))
     click.echo("also accepted: a hub id, a local directory, a .gguf file, vllm:NAME, "
-               "openai:MODEL@http://host:port/v1[,URL2...], ray:REF")
+               f"openai:MODEL@http://host:port/v1[,URL2...], ray:REF{plugins}")

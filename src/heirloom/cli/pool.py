@@ -32,14 +32,17 @@ def command():
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="pool file to write")
 @click.option("--prompts", "prompts_path", default=None, type=click.Path(dir_okay=False),
               help="table with prompt_id and prompt (a prompt set or a live pool): match instructions to its ids")
-def import_cmd(files, out, prompts_path):
+@click.option("--overwrite", is_flag=True, help="replace OUT when it exists and was not made by `heirloom pool import`")
+def import_cmd(files, out, prompts_path, overwrite):
     """Import AlpacaEval-format outputs (instruction, output, generator) as offline teachers."""
+    from ..outputs import check_output
     from ..pools import OFFLINE_UNDEFINED, coverage, import_outputs
     from ..provenance import record
     from ..tables import read_table, table_format, write_json, write_table
 
     out = Path(out)
     table_format(out)
+    check_output(out, "pool import", [*files, prompts_path], overwrite)
     prompts = read_table(prompts_path) if prompts_path else None
     pool = import_outputs(files, prompts=prompts)
     report = coverage(pool)
@@ -62,14 +65,17 @@ def import_cmd(files, out, prompts_path):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="merged pool file to write")
 @click.option("--renumber", is_flag=True,
               help="renumber sample_index per (prompt, teacher) when the same teacher comes from several pools")
-def merge_cmd(pools, out, renumber):
+@click.option("--overwrite", is_flag=True, help="replace OUT when it exists and was not made by `heirloom pool merge`")
+def merge_cmd(pools, out, renumber, overwrite):
     """Merge pools (live and imported) into one multi-source pool, by prompt_id."""
+    from ..outputs import check_output
     from ..pools import merge_pools
     from ..provenance import record
     from ..tables import read_table, table_format, write_json, write_table
 
     out = Path(out)
     table_format(out)
+    check_output(out, "pool merge", pools, overwrite)
     pool, report = merge_pools([read_table(p) for p in pools], names=[str(p) for p in pools], renumber=renumber)
     write_table(pool, out)
     write_json(record(stage="pool merge", inputs=[str(p) for p in pools], renumber=renumber, n_rows=len(pool),

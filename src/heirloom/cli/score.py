@@ -19,18 +19,19 @@ import click
               help="where to write the scored table (format from its suffix)")
 @click.option("--column", default="completion", help="the text column to score")
 @click.option("--progress/--no-progress", default=True, help="show progress bars")
-def command(in_path, metrics, out_path, column, progress):
+@click.option("--overwrite", is_flag=True,
+              help="replace OUT when it exists and was not made by `heirloom score` (also when OUT is --in)")
+def command(in_path, metrics, out_path, column, progress, overwrite):
     """Score a column of texts with metrics; one float column per metric."""
-    from ..provenance import record
-    from ..scoring import scoring_record, score_table
-    from ..tables import read_table, table_format, write_json, write_table
+    from ..outputs import check_output
+    from ..runs.stages import score_pool
+    from ..scoring import scoring_record
+    from ..tables import table_format
 
     table_format(out_path)  # a bad output suffix fails before any scoring
-    df = read_table(in_path)
-    scored = score_table(df, ",".join(metrics), column=column, progress=progress, source=str(in_path))
+    check_output(out_path, "score", [in_path], overwrite)
+    scored = score_pool(in_path, out_path, ",".join(metrics), column=column, progress=progress)
     info = scoring_record(scored)
-    write_table(scored, out_path)
-    write_json(record(stage="score", input=str(in_path), output=str(out_path), **info), f"{out_path}.meta.json")
     for m in info["metrics"]:
         values = scored[m["column"]]
         mean = values.mean() if values.notna().any() else float("nan")

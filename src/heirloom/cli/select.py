@@ -34,36 +34,33 @@ def _beside(out: Path, tag: str, suffix: str | None = None) -> Path:
 @click.option("--record", "record_path", default=None, type=click.Path(dir_okay=False),
               help="per-candidate record [default: <out stem>.candidates.<out suffix>]")
 @click.option("--quiet", is_flag=True, help="do not print the summary table")
-def command(in_path, spec, objective_file, constraints, out, seed, summary_path, record_path, quiet):
+@click.option("--overwrite", is_flag=True,
+              help="replace outputs that exist and were not made by `heirloom select` (the input included)")
+def command(in_path, spec, objective_file, constraints, out, seed, summary_path, record_path, quiet, overwrite):
     """Keep the best candidate of each prompt under an objective (vs a random baseline)."""
     from ..errors import HeirloomError
-    from ..provenance import config_hash, record
-    from ..selection import load_objective, parse_objective, select, summarize, with_constraints
-    from ..selection.select import require_selected
-    from ..tables import read_table, table_format, write_json, write_table
+    from ..outputs import check_distinct, check_output
+    from ..runs.stages import select_pool
+    from ..selection import load_objective, parse_objective, with_constraints
+    from ..tables import read_table, table_format
 
     if (spec is None) == (objective_file is None):
         raise HeirloomError("select: give exactly one of --objective SPEC or --objective-file FILE")
     out = Path(out)
     table_format(out)  # fail on a bad suffix before any work
-    objective = parse_objective(spec) if spec is not None else load_objective(objective_file)
-    objective = with_constraints(objective, constraints)
-    pool = read_table(in_path)
-    result = select(pool, objective, seed=seed, source=str(in_path))
-    require_selected(result, str(in_path))
-    summary = summarize(pool, result)
-
-    config = {"objective": objective.model_dump(), "seed": seed}
-    prov = record(stage="select", input=str(in_path), objective_spec=objective.describe(), config=config,
-                  config_hash=config_hash(config), stats=result.stats)
     record_path = Path(record_path) if record_path else _beside(out, "candidates")
     summary_path = Path(summary_path) if summary_path else _beside(out, "summary", ".json")
-    write_table(result.selected, out)
-    write_table(result.candidates, record_path)
-    write_json({**summary.to_dict(), "provenance": prov}, summary_path)
-    write_json({**prov, "outputs": {"selected": str(out), "record": str(record_path), "summary": str(summary_path)},
-                "unqualified": result.unqualified.drop(columns="prompt").to_dict("records")},
-               out.with_name(out.name + ".meta.json"))
+    table_format(record_path)
+    # Nothing is written over the pool, the objective file or a file this command did not make.
+    inputs = [in_path, objective_file]
+    check_distinct({"--out": out, "--record": record_path, "--summary": summary_path})
+    check_output(out, "select", inputs, overwrite)
+    check_output(record_path, "select", inputs, overwrite, option="--record", listed_by=out)
+    check_output(summary_path, "select", inputs, overwrite, option="--summary", listed_by=out)
+    objective = parse_objective(spec) if spec is not None else load_objective(objective_file)
+    objective = with_constraints(objective, constraints)
+    result, summary = select_pool(read_table(in_path), objective, seed, out, record_path, summary_path,
+                                  source=str(in_path))
     if not quiet:
         click.echo(summary.render())
     if len(result.unqualified):

@@ -9,13 +9,18 @@ import click
 @click.option("--model", "-m", default="smollm2-135m", help="model reference to serve; see `heirloom models`")
 @click.option("--host", default="127.0.0.1", help="address to bind (there is no authentication: keep it on loopback)")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, help="port to bind (0: any free port)")
-@click.option("--batch-size", type=int, default=None, help="rows decoded together (hf backend; default: sized to the device)")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (hf backend; default: cuda if available)")
-@click.option("--dtype", default=None, help="float32, bfloat16, ... (hf backend; default: bfloat16 on GPU, float32 on CPU)")
+@click.option("--batch-size", type=int, default=None, help="rows decoded together (backends with this option: hf; "
+              "default: sized to the device)")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (backends with this option: hf; "
+              "default: cuda if available)")
+@click.option("--dtype", default=None, help="float32, bfloat16, ... (backends with this option: hf, vllm; "
+              "default auto: bfloat16 on a GPU and on CPUs with AVX512-BF16/AMX, else float32)")
+@click.option("--option", "backend_options", multiple=True, metavar="KEY=VALUE",
+              help="backend option, e.g. gpu_memory_utilization=0.8 (vllm); repeatable")
 @click.option("--served-model-name", default=None, help="the `model` name clients send (default: --model as given)")
 @click.option("--batching/--no-batching", default=True,
               help="gather concurrent generation requests into shared model calls (hf, vllm) [on]")
-def command(model, host, port, batch_size, device, dtype, served_model_name, batching):
+def command(model, host, port, batch_size, device, dtype, backend_options, served_model_name, batching):
     """Serve MODEL at http://HOST:PORT/v1 (chat/completions, completions, models).
 
     Reach it from heirloom as openai:NAME@http://HOST:PORT/v1. The model makes
@@ -25,16 +30,20 @@ def command(model, host, port, batch_size, device, dtype, served_model_name, bat
     import logging
 
     from ..errors import HeirloomError
-    from ..generation import make_backend
+    from ..generation import check_options, common_options, make_backend
     from ..generation.server import OpenAIServer
     from ..models.refs import ModelRef
+    from .options import parse_options
 
     ref = ModelRef.parse(model)
-    options = {"batch_size": batch_size, "device": device, "dtype": dtype}
-    if ref.backend != "hf":
-        wrong = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
-        if wrong:
-            raise HeirloomError(f"{', '.join(wrong)}: only for the hf backend, not {ref.backend}:")
+    flags = {"batch_size": batch_size, "device": device, "dtype": dtype}
+    options = common_options(ref, flags)
+    # Given on purpose, so a flag the backend cannot use is an error, not silently dropped.
+    wrong = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in options]
+    if wrong:
+        raise HeirloomError(f"{', '.join(wrong)}: not an option of the {ref.backend} backend")
+    options.update(parse_options(backend_options))
+    check_options(ref, options)
     name = served_model_name or model
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: serving on {host} without authentication; anyone who reaches it can use the model",
@@ -42,7 +51,7 @@ def command(model, host, port, batch_size, device, dtype, served_model_name, bat
     # Bind before loading: a busy port fails in a second, not after the model loads.
     server = OpenAIServer(None, host, port, model_name=name, batching=batching)
     try:
-        server.backend = make_backend(ref, **{k: v for k, v in options.items() if v is not None})
+        server.backend = make_backend(ref, **options)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         click.echo(f"serving {name} ({server.backend.name} backend) at {server.url}\n"
                    f"  use it as: openai:{name}@{server.url}", err=True)

@@ -11,6 +11,7 @@ import click
 from ..training.config import TrainConfig
 
 _F = TrainConfig.model_fields
+TRAIN_MARKERS = ("train.meta.json", "checkpoints/run.json")  # what an earlier (or interrupted) training leaves
 
 
 def _help(name: str) -> str:
@@ -42,23 +43,32 @@ def _default(name: str):
 @click.option("--seed", type=int, default=None, show_default=str(_default("seed")), help=_help("seed"))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               show_default=_default("device"), help=_help("device"))
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default=None,
+              show_default=_default("dtype"), help=_help("dtype"))
 @click.option("--resume/--no-resume", default=None, show_default="resume",
               help="continue from the latest checkpoint in OUT/checkpoints, or start over (deleting them)")
 @click.option("--quiet", is_flag=True, help="no progress bar or per-step logs")
+@click.option("--overwrite", is_flag=True,
+              help="write into OUT even when it holds files `heirloom train` did not make")
 def command(data, student, out_dir, config_path, method, epochs, max_steps, lr, batch_size, grad_accum,
-            max_length, seed, device, resume, quiet):
+            max_length, seed, device, dtype, resume, quiet, overwrite):
     """Fine-tune STUDENT on the selected pairs in DATA (LoRA by default, loss on the completion only).
 
     Writes OUT/merged (a model `--student OUT/merged` loads), OUT/adapter for LoRA,
     OUT/train_log.jsonl and OUT/train.meta.json. Several GPUs:
     `accelerate launch $(which heirloom) train ...`.
     """
+    from ..models import check_model
+    from ..outputs import check_output_dir
     from ..training import load_train_config, train_student
 
+    # OUT gets merged/, adapter/, checkpoints/ (deleted on a fresh start): never a folder of the user's files.
+    check_output_dir(out_dir, TRAIN_MARKERS, overwrite, what="`heirloom train`")
     config = load_train_config(
         config_path, method=method, epochs=epochs, max_steps=max_steps, learning_rate=lr, batch_size=batch_size,
-        grad_accum=grad_accum, max_length=max_length, seed=seed, device=device, resume=resume,
+        grad_accum=grad_accum, max_length=max_length, seed=seed, device=device, dtype=dtype, resume=resume,
     )
+    check_model(student)  # a typo or a non-model directory fails before the data is tokenized
     result = train_student(data, student, out_dir, config, progress=not quiet)
     click.echo(
         f"trained {student} ({config.method}) on {result.n_examples} pairs: {result.steps} steps in "

@@ -5,17 +5,18 @@ Why not `model.generate(num_return_sequences=k)`: it repeats each prompt k times
 depends on which other prompts shared its batch), and keeps finished rows in the
 batch until the longest one ends. Here:
 
-- prompts are length-sorted and left-padded into batches of about `batch_size` rows;
+- prompts are length-sorted (longest first) and decoded in about `batch_size` rows with
+  continuous batching (`decode.py`): a finished row takes the next waiting prompt;
 - each prompt is prefilled once and its KV cache repeated for its k samples;
 - sample j of a prompt draws from its own `torch.Generator`, seeded from
   (seed, prompt, j), so its random draws do not depend on batching or resumption
   (its logits can, by float rounding when the batch's shape differs: a token on a
-  near-tie may then flip; a resumed batch has the shape it had, so resumption is exact);
+  near-tie may then flip; in float64 the samples are the same whatever the batching);
 - keys and values are written into preallocated buffers (no per-step copy of the cache);
-- finished rows are dropped from the batch in bulk (cache compaction).
+- the weights run in bfloat16 where the hardware has fast bf16 (`dtype: auto`, see
+  `models/precision.py`); sampling always sees float32 logits.
 
-Left out: continuous batching (refilling freed rows with new prompts) and
-speculative decoding.
+Left out: speculative decoding.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..errors import HeirloomError
-from .base import Backend, Completion, LoglikResult, SamplingParams, prompt_seeds, sample_seed
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, prompt_seeds, sample_seed
+from .decode import decode
 from .formatting import format_prompt, has_chat_template
 
 # Rows (prompt x sample) decoded together on CPU; on GPU it is sized from free memory.
@@ -32,20 +36,36 @@ CPU_BATCH_ROWS = 64
 CPU_KV_BUDGET = 2 * 1024**3  # bytes of KV cache a CPU batch may hold
 
 
+class HFOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: str | None = Field(None, description="cpu, cuda, cuda:1, ... (default and `auto`: cuda if available)")
+    dtype: str | None = Field(None, description="weights dtype: float32, bfloat16, ... "
+                              "(default and `auto`: bfloat16 on a GPU and on CPUs with AVX512-BF16/AMX, "
+                              "else float32; see models/precision.py)")
+    batch_size: int | None = Field(None, ge=1, description="rows (prompt x sample) decoded together "
+                                   "(default: sized to the device's free memory)")
+
+
 class HFBackend(Backend):
     name = "hf"
+    Options = HFOptions
     supports_loglikelihood = True
+    supports_prompt_logprobs = True
     supports_messages = True  # a prompt may be a chat message list (used by `heirloom serve`)
     supports_prompt_seeds = True
 
-    def __init__(self, model: str, device: str | None = None, dtype: str | None = None,
-                 batch_size: int | None = None):
+    def __init__(self, model: str, **options):
+        from ..models.embedded import default_stop
         from ..models.loader import load_hf
 
         super().__init__(model)
-        self.model, self.tokenizer = load_hf(model, device=device, dtype=dtype)
+        self.options = o = parse_backend_options(HFOptions, options, "hf")
+        self.model, self.tokenizer = load_hf(model, device=o.device, dtype=o.dtype or "auto")
         self.device = self.model.device
-        self.batch_size = batch_size
+        self.dtype = str(self.model.dtype).removeprefix("torch.")  # what ran, for provenance and benchmarks
+        self.batch_size = o.batch_size
+        self.default_stop = default_stop(model)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
 
@@ -60,27 +80,34 @@ class HFBackend(Backend):
         import torch
         from tqdm.auto import tqdm
 
-        params = params or SamplingParams()
+        params = self.sampling(params)
         if k < 1:
             raise HeirloomError(f"k must be >= 1, got {k}")
         seeds = prompt_seeds(seeds, params, len(prompts))
         encoded = [self._encode(p, chat, i, params) for i, p in enumerate(prompts)]
         rows = self._batch_rows(max((len(e) for e in encoded), default=1) + params.max_new_tokens)
-        per_batch = max(1, rows // k)
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        results: list[list[Completion] | None] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # longest first: less padding
+        keys = [p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in prompts]
+        sample_seeds = [[sample_seed(seeds[i], keys[i], j) for j in range(k)] for i in order]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
         bar = tqdm(total=len(prompts) * k, desc=f"generate {self.model_id}", unit="sample",
                    disable=not progress, leave=False)
         with torch.inference_mode():
-            for start in range(0, len(order), per_batch):
-                idx = order[start:start + per_batch]
-                batch = self._generate_batch([encoded[i] for i in idx], [prompts[i] for i in idx], k, params,
-                                             [seeds[i] for i in idx])
-                for i, comps in zip(idx, batch):
-                    results[i] = comps
-                bar.update(len(idx) * k)
+            done = decode(self.model, [encoded[i] for i in order], sample_seeds, params, rows=rows, pad_id=pad,
+                          eos_ids=self.eos_ids, hit_stop=lambda t: self._hit_stop(t, params.stop),
+                          on_finish=lambda _: bar.update(1))
         bar.close()
-        return results  # type: ignore[return-value]
+        results: list[list[Completion]] = [[] for _ in prompts]
+        for i, samples in zip(order, done):
+            results[i] = [self._completion(s, params) for s in samples]
+        return results
+
+    def _completion(self, s, params: SamplingParams) -> Completion:
+        text = self.tokenizer.decode(s.tokens, skip_special_tokens=True)
+        if params.stop:
+            text = _cut_at_stop(text, params.stop)
+        return Completion(text=text, num_tokens=len(s.tokens), finish_reason=s.finish, model=self.model_id,
+                          seed=s.seed, sample_index=s.index)
 
     def _encode(self, prompt, chat: bool | None, index: int, params: SamplingParams) -> list[int]:
         if isinstance(prompt, list):  # chat messages
@@ -115,84 +142,6 @@ class HFBackend(Backend):
             return int(max(1, min(CPU_BATCH_ROWS, CPU_KV_BUDGET // per_row)))
         free, _ = torch.cuda.mem_get_info(self.device)
         return int(max(1, min(1024, 0.6 * free // per_row)))
-
-    def _generate_batch(self, encoded: list[list[int]], prompts: list[str], k: int,
-                        params: SamplingParams, base_seeds: list[int]) -> list[list[Completion]]:
-        import torch
-
-        from .kv_buffer import buffered_cache
-        from .sampling import sample_next
-
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
-        width = max(len(e) for e in encoded)
-        input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for r, ids in enumerate(encoded):  # left padding: every prompt ends at the last column
-            input_ids[r, width - len(ids):] = torch.tensor(ids)
-            mask[r, width - len(ids):] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = buffered_cache(self.model.config, width + params.max_new_tokens)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
-        # Share each prompt's prefill with its k samples.
-        cache.batch_repeat_interleave(k)
-        logits = out.logits[:, -1, :].float().repeat_interleave(k, dim=0)
-        mask = mask.repeat_interleave(k, dim=0)
-        last_pos = positions[:, -1].repeat_interleave(k)
-
-        n_rows = len(encoded) * k
-        keys = [p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in prompts]
-        seeds = [sample_seed(base_seeds[r // k], keys[r // k], r % k) for r in range(n_rows)]
-        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-        tokens: list[list[int]] = [[] for _ in range(n_rows)]
-        finish = ["length"] * n_rows
-        active = list(range(n_rows))  # original row of each batch row
-        live = [True] * n_rows  # per batch row: still generating
-        eos = torch.tensor(self.eos_ids, device=self.device)
-        for step in range(params.max_new_tokens):
-            nxt = sample_next(logits, params, [generators[r] for r in active])
-            done_eos = torch.isin(nxt, eos).tolist()
-            nxt_list = nxt.tolist()
-            for b, r in enumerate(active):
-                if not live[b]:
-                    continue
-                if done_eos[b]:
-                    finish[r], live[b] = "stop", False
-                    continue
-                tokens[r].append(nxt_list[b])
-                if params.stop and self._hit_stop(tokens[r], params.stop):
-                    finish[r], live[b] = "stop", False
-            n_live = sum(live)
-            if n_live == 0 or step == params.max_new_tokens - 1:
-                break
-            # Compaction copies the cache, so finished rows are dropped in bulk, not one by one.
-            if n_live <= 0.75 * len(active):
-                keep = [b for b in range(len(active)) if live[b]]
-                sel = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(sel)
-                nxt, mask, last_pos = nxt[sel], mask[sel], last_pos[sel]
-                active, live = [active[b] for b in keep], [True] * len(keep)
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            last_pos = last_pos + 1
-            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last_pos[:, None],
-                             past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :].float()
-
-        results = []
-        for p in range(len(encoded)):
-            comps = []
-            for j in range(k):
-                r = p * k + j
-                text = self.tokenizer.decode(tokens[r], skip_special_tokens=True)
-                if params.stop:
-                    text = _cut_at_stop(text, params.stop)
-                comps.append(Completion(text=text, num_tokens=len(tokens[r]), finish_reason=finish[r],
-                                        model=self.model_id, seed=seeds[r], sample_index=j))
-            results.append(comps)
-        return results
 
     def _hit_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
         # Decode only the tail: a stop string spans at most a few dozen tokens.
@@ -230,6 +179,10 @@ class HFBackend(Backend):
                                               self.tokenizer.decode([top]), float(logp[t - 1, top])))
                 results.append(tokens)
         return results
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": str(self.device), "dtype": self.dtype,
+                "batch_rows": self.batch_size or "auto", "continuous_batching": True}
 
     def close(self) -> None:
         self.model = None

@@ -6,6 +6,11 @@ of a 135M model, that copy costs a large share of the step. `BufferedLayer`
 keeps the same interface (the model sees views of the filled part) but writes
 each step in place, growing the buffer geometrically only when it is full.
 
+For continuous batching a layer can also hide leading columns no row attends to any more
+(`trim`), show more on the left (`widen`) and overwrite finished rows with new prompts'
+prefills (`write_rows`). `cache_kwarg` names the keyword a model's forward takes the cache
+under (`cache` in transformers >= 5.2x, `past_key_values` before).
+
 Left out: sliding-window layers (models that have them keep the stock cache).
 """
 
@@ -15,41 +20,77 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 class BufferedLayer(DynamicLayer):
+    """Keys and values in a buffer; the model sees columns [start, length).
+
+    `start` > 0 once leading columns were trimmed (no row attends to them any more), so a
+    running batch whose old rows are replaced by new ones does not attend over an
+    ever-growing history; the buffer is copied only when its end is reached.
+    """
+
     def __init__(self, capacity: int):
         super().__init__()
         self.capacity = capacity
+        self.start = 0
         self.length = 0
 
     def lazy_initialization(self, key_states, value_states) -> None:
         self.dtype, self.device = key_states.dtype, key_states.device
-        self._k = key_states.new_empty((*key_states.shape[:2], self.capacity, key_states.shape[-1]))
-        self._v = value_states.new_empty((*value_states.shape[:2], self.capacity, value_states.shape[-1]))
-        self.length = 0
+        capacity = max(self.capacity, key_states.shape[-2])
+        self._k = key_states.new_empty((*key_states.shape[:2], capacity, key_states.shape[-1]))
+        self._v = value_states.new_empty((*value_states.shape[:2], capacity, value_states.shape[-1]))
+        self.start = self.length = 0
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        end = self.length + key_states.shape[-2]
-        if end > self._k.shape[2]:
-            self._grow(max(end, 2 * self._k.shape[2]))
+        n = key_states.shape[-2]
+        if self.length + n > self._k.shape[2]:
+            self._regrow(2 * (self.length - self.start + n))
+        end = self.length + n
         self._k[:, :, self.length:end] = key_states
         self._v[:, :, self.length:end] = value_states
         self.length = end
         self._views()
         return self.keys, self.values
 
-    def _grow(self, capacity: int) -> None:
+    def _regrow(self, capacity: int, margin: int = 0) -> None:
+        """Copy the visible columns into a new buffer of `capacity`, after `margin` zeroed columns."""
+        width = self.length - self.start
+        capacity = max(capacity, margin + width)
         k = self._k.new_empty((*self._k.shape[:2], capacity, self._k.shape[-1]))
         v = self._v.new_empty((*self._v.shape[:2], capacity, self._v.shape[-1]))
-        k[:, :, :self.length], v[:, :, :self.length] = self._k[:, :, :self.length], self._v[:, :, :self.length]
-        self._k, self._v = k, v
+        # Masked columns must still hold finite numbers: attention weights of 0 times NaN are NaN.
+        k[:, :, :margin], v[:, :, :margin] = 0, 0
+        k[:, :, margin:margin + width] = self._k[:, :, self.start:self.length]
+        v[:, :, margin:margin + width] = self._v[:, :, self.start:self.length]
+        self._k, self._v, self.start, self.length = k, v, 0, margin + width
 
     def _views(self) -> None:
-        self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+        self.keys, self.values = self._k[:, :, self.start:self.length], self._v[:, :, self.start:self.length]
 
     def get_seq_length(self) -> int:
-        return self.length if self.is_initialized else 0
+        return self.length - self.start if self.is_initialized else 0
+
+    def trim(self, n: int) -> None:
+        """Hide the first `n` visible columns (the caller drops them from its attention mask too)."""
+        self.start = min(self.start + n, self.length)
+        self._views()
+
+    def widen(self, n: int) -> None:
+        """Show `n` more columns on the left (finite, to be masked by the caller)."""
+        if n <= self.start:  # trimmed columns still hold the finite values once written there
+            self.start -= n
+        else:
+            self._regrow(self._k.shape[2] + n, margin=n)
+        self._views()
+
+    def write_rows(self, rows, key_states, value_states) -> None:
+        """Overwrite batch rows `rows` with new ones, right-aligned in the visible columns."""
+        n = key_states.shape[-2]
+        self._k[rows, :, self.length - n:self.length] = key_states
+        self._v[rows, :, self.length - n:self.length] = value_states
+        self._views()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.is_initialized:
@@ -72,3 +113,15 @@ def buffered_cache(config, capacity: int) -> DynamicCache | None:
     cache.layers = [BufferedLayer(capacity) for _ in range(text.num_hidden_layers)]
     cache.layer_class_to_replicate = None
     return cache
+
+
+def cache_kwarg(model) -> str:
+    """The forward keyword for the KV cache: `cache` where supported (`past_key_values` is deprecated)."""
+    import inspect
+
+    params = inspect.signature(type(model).forward).parameters  # the class's: instances may wrap forward
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def is_buffered(cache) -> bool:
+    return cache is not None and all(isinstance(layer, BufferedLayer) for layer in cache.layers)

@@ -158,6 +158,9 @@ def _chunks(entries: list, batch_size: int) -> list[list]:
 def _run(model, entries, parent, batch_size, pad, window, acc, bar) -> None:
     """Run nodes (`entries` = (node, parent row)) level by level, chunk by chunk, depth first."""
     import torch
+    from transformers.cache_utils import DynamicCache
+
+    from .kv_buffer import cache_kwarg
 
     device = model.device
     entries = sorted((e for e in entries if e[0].feed > 0), key=lambda e: -e[0].feed)
@@ -180,8 +183,10 @@ def _run(model, entries, parent, batch_size, pad, window, acc, bar) -> None:
         pos = starts[:, None] + torch.arange(width, device=device)[None, :]
         qs = [(k, off, tgt, req) for k, (n, _) in enumerate(chunk) for off, tgt, req in n.queries]
         offsets = sorted({off for _, off, _, _ in qs}) or [width - 1]
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                    use_cache=True, logits_to_keep=torch.tensor(offsets, device=device))
+        if cache is None:
+            cache = DynamicCache(config=model.config)  # what the model would make itself
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                    logits_to_keep=torch.tensor(offsets, device=device), **{cache_kwarg(model): cache})
         if qs:
             col = {off: j for j, off in enumerate(offsets)}
             logits = out.logits[[k for k, *_ in qs], [col[o] for _, o, _, _ in qs]].float()
@@ -194,7 +199,7 @@ def _run(model, entries, parent, batch_size, pad, window, acc, bar) -> None:
             bar.update(len(qs))
         kids = [(c, k) for k, (n, _) in enumerate(chunk) for c in n.children]
         if kids:
-            _run(model, kids, (out.past_key_values, mask), batch_size, pad, window, acc, bar)
+            _run(model, kids, (cache, mask), batch_size, pad, window, acc, bar)  # the forward filled `cache`
 
 
 def _sliding_window(config) -> int | None:

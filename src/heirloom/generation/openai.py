@@ -28,7 +28,7 @@ from typing import Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError
-from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, sample_seed
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, prompt_seeds, sample_seed
 from .formatting import QA_TEMPLATE
 from .transport import Rejected, RetryingClient
 
@@ -54,15 +54,19 @@ class OpenAIOptions(BaseModel):
                                "turn off for OpenAI's own API")
     backoff_base: float = Field(1.0, gt=0, description="seconds before the first retry; doubles per retry, with jitter")
     backoff_max: float = Field(60.0, gt=0, description="longest wait before a retry, Retry-After included")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key; "
+                                    "without a key no Authorization header is sent (local servers need none)")
 
 
 class OpenAIBackend(Backend):
     name = "openai"
+    Options = OpenAIOptions
+    supports_prompt_seeds = True
 
-    def __init__(self, model_id: str, base_url: str | Sequence[str] | None = None,
-                 api_key_env: str | None = "OPENAI_API_KEY", **options):
+    def __init__(self, model_id: str, base_url: str | Sequence[str] | None = None, **options):
         super().__init__(model_id)
         self.options = parse_backend_options(OpenAIOptions, options, "openai")
+        api_key_env = self.options.api_key_env
         urls = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         # Several URLs: replicas of one model, used as one pool (see transport.py).
         self.base_urls = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
@@ -81,12 +85,24 @@ class OpenAIBackend(Backend):
         self.n_supported: bool | None = {"always": True, "never": False}.get(self.options.n_per_request)
         self._warned_counts = False
 
+    @classmethod
+    def from_ref(cls, ref, options: dict) -> "OpenAIBackend":
+        if ref.api_key_env:
+            options = {"api_key_env": ref.api_key_env, **options}
+        return cls(ref.name, base_url=ref.base_url.split(","), **options)
+
+    @classmethod
+    def check_model(cls, ref) -> None:
+        """The model lives on the server: nothing to check here (an unknown one fails at the first request)."""
+
     # --- generation -----------------------------------------------------------------
     def generate(self, prompts: Sequence[str], k: int = 1, params: SamplingParams | None = None,
-                 chat: bool | None = None, progress: bool = True) -> list[list[Completion]]:
-        params = params or SamplingParams()
+                 chat: bool | None = None, progress: bool = True,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        params = self.sampling(params)
         if k < 1:
             raise HeirloomError(f"k must be >= 1, got {k}")
+        seeds = prompt_seeds(seeds, params, len(prompts))
         if params.top_k > 0 and not self.options.extra_params:
             raise HeirloomError(f"top_k={params.top_k} but {self.base_url} takes no extra params "
                                 "(extra_params=False); set top_k=0")
@@ -97,7 +113,7 @@ class OpenAIBackend(Backend):
         texts = [QA_TEMPLATE.format(prompt=p) for p in prompts] if chat is None and not self.chat else list(prompts)
         results: list[list[Completion | None]] = [[None] * k for _ in prompts]
         if k > 1 and self.n_supported is None and prompts:
-            probe = self._request_n(path, prompts[0], texts[0], k, params, threading.Event(), probing=True)
+            probe = self._request_n(path, prompts[0], texts[0], k, params, seeds[0], threading.Event(), probing=True)
             if probe is not None:
                 results[0] = probe
         if k > 1 and self.n_supported:
@@ -108,8 +124,8 @@ class OpenAIBackend(Backend):
         def run(unit, cancel):
             i, j = unit
             if j is None:
-                return self._request_n(path, prompts[i], texts[i], k, params, cancel)
-            seed = sample_seed(params.seed, prompts[i], j)
+                return self._request_n(path, prompts[i], texts[i], k, params, seeds[i], cancel)
+            seed = sample_seed(seeds[i], prompts[i], j)
             return self._parse(self._transport.post(path, self._body(path, texts[i], 1, seed, params), cancel),
                                path, 1, seed, j)
 
@@ -128,8 +144,8 @@ class OpenAIBackend(Backend):
                             desc=self.model_id, unit="prompt")
         return results  # type: ignore[return-value]
 
-    def _request_n(self, path, prompt, text, k, params, cancel, probing=False) -> list[Completion] | None:
-        seed = sample_seed(params.seed, prompt, 0)  # one request, one seed: that of sample 0
+    def _request_n(self, path, prompt, text, k, params, base_seed, cancel, probing=False) -> list[Completion] | None:
+        seed = sample_seed(base_seed, prompt, 0)  # one request, one seed: that of sample 0
         try:
             data = self._transport.post(path, self._body(path, text, k, seed, params), cancel)
         except Rejected as e:

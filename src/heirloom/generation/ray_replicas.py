@@ -25,7 +25,7 @@ from typing import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError, MissingDependency
-from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options
+from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backend_options, prompt_seeds
 
 
 class RayOptions(BaseModel):
@@ -51,11 +51,11 @@ class _Replica:
     def info(self) -> dict:
         b = self.backend
         return {"model_id": b.model_id, "preferred_batch": b.preferred_batch,
-                "supports_loglikelihood": b.supports_loglikelihood,
-                "supports_messages": getattr(b, "supports_messages", False), "chat": b.chat}
+                "supports_loglikelihood": b.supports_loglikelihood, "supports_messages": b.supports_messages,
+                "supports_prompt_seeds": b.supports_prompt_seeds, "chat": b.chat}
 
-    def generate(self, prompts, k, params, chat):
-        return self.backend.generate(prompts, k, params, chat=chat, progress=False)
+    def generate(self, prompts, k, params, chat, seeds):
+        return self.backend.generate(prompts, k, params, chat=chat, progress=False, seeds=seeds)
 
     def loglikelihood(self, requests):
         return self.backend.loglikelihood(requests, progress=False)
@@ -63,6 +63,25 @@ class _Replica:
 
 class RayBackend(Backend):
     name = "ray"
+    Options = RayOptions
+
+    @classmethod
+    def check_options(cls, ref, options: dict) -> None:
+        """Ray's own options, then the inner backend's (`backend_options`), before Ray starts."""
+        from . import check_options
+
+        o = parse_backend_options(RayOptions, options, "ray")
+        try:
+            check_options(ref.name, o.backend_options)
+        except HeirloomError as e:
+            raise HeirloomError(f"ray backend option backend_options: {e}") from None
+
+    @classmethod
+    def check_model(cls, ref) -> None:
+        """The inner reference's model, which every replica loads."""
+        from ..models.check import check_model
+
+        check_model(ref.name)
 
     def __init__(self, inner: str, **options):
         super().__init__(inner)
@@ -100,15 +119,22 @@ class RayBackend(Backend):
         self.model_id = infos[0]["model_id"]
         self.supports_loglikelihood = all(i["supports_loglikelihood"] for i in infos)
         self.supports_messages = all(i["supports_messages"] for i in infos)
+        self.supports_prompt_seeds = all(i["supports_prompt_seeds"] for i in infos)
         self.chat = infos[0]["chat"]
         self.preferred_batch = sum(i["preferred_batch"] for i in infos)
 
     def generate(self, prompts: Sequence[str], k: int = 1, params: SamplingParams | None = None,
-                 chat: bool | None = None, progress: bool = True) -> list[list[Completion]]:
-        params = params or SamplingParams()
+                 chat: bool | None = None, progress: bool = True,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        params = params or SamplingParams()  # the replicas' backends add their default stop strings
+        if seeds is not None:
+            if not self.supports_prompt_seeds:
+                raise HeirloomError(f"ray:{self.model_id}: the inner backend takes no per-prompt seeds")
+            seeds = prompt_seeds(seeds, params, len(prompts))
         n = len(self.replicas)
         shards = [list(range(i, len(prompts), n)) for i in range(n)]
-        return self._sharded(lambda r, idx: r.generate.remote([prompts[i] for i in idx], k, params, chat),
+        return self._sharded(lambda r, idx: r.generate.remote([prompts[i] for i in idx], k, params, chat,
+                                                              None if seeds is None else [seeds[i] for i in idx]),
                              shards, len(prompts), "generate", progress, "prompt")
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]], progress: bool = True) -> list[LoglikResult]:

@@ -2,12 +2,12 @@
 
 Routes: `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/completions`
 (generation, and prompt scoring with `echo=True, logprobs>=0, max_tokens=0` for
-backends that have `prompt_logprobs`). Errors are OpenAI-shaped JSON: 400 with a
+backends declaring `supports_prompt_logprobs`). Errors are OpenAI-shaped JSON: 400 with a
 message for a bad request, 404 for an unknown model or route, 500 for a bug.
 Built on the stdlib `ThreadingHTTPServer`; one lock serialises backend calls
 because models are not thread-safe. Concurrent generation requests are gathered
-into shared calls (`batching.py`) when the backend takes per-prompt seeds (hf,
-vllm), so a busy server runs batches instead of a queue of single requests.
+into shared calls (`batching.py`) when the backend takes per-prompt seeds
+(`supports_prompt_seeds`: hf, vllm, openai), so a busy server runs batches instead of a queue of single requests.
 
 Chat: a single user message is passed to the backend as a prompt with
 `chat=None`, so it gets the model's own chat template (or, for base models, the
@@ -99,7 +99,7 @@ class OpenAIServer(ThreadingHTTPServer):
         if req.logprobs:
             raise ApiError(400, "logprobs of generated tokens are not supported", param="logprobs")
         messages = [{"role": m.role, "content": message_text(m.content, i)} for i, m in enumerate(req.messages)]
-        if getattr(self.backend, "supports_messages", False):
+        if self.backend.supports_messages:
             prompt = messages
         elif len(messages) == 1 and messages[0]["role"] == "user":
             prompt = messages[0]["content"]
@@ -136,13 +136,12 @@ class OpenAIServer(ThreadingHTTPServer):
         return self._response("text_completion", "cmpl", choices, [c for comps in outs for c in comps])
 
     def _score(self, prompts: list[str]) -> dict:
-        scorer = getattr(self.backend, "prompt_logprobs", None)
-        if not (self.backend.supports_loglikelihood and callable(scorer)):
+        if not self.backend.supports_prompt_logprobs:
             raise ApiError(400, f"model {self.model_name!r}: prompt scoring (echo with logprobs) needs a backend that "
                            f"returns per-token prompt log-probabilities; the {self.backend.name} backend does not",
                            param="logprobs")
         with self.lock:
-            rows = scorer(prompts)
+            rows = self.backend.prompt_logprobs(prompts)
         choices = []
         for i, (prompt, tokens) in enumerate(zip(prompts, rows)):
             tops = [None if t.logprob is None else {t.text: t.logprob, t.top_text: t.top_logprob} for t in tokens]

@@ -40,6 +40,7 @@ class VLLMOptions(BaseModel):
 
 class VLLMBackend(Backend):
     name = "vllm"
+    Options = VLLMOptions
     supports_loglikelihood = True
     supports_messages = True  # generate() also takes chat message lists (used by `heirloom serve`)
     supports_prompt_seeds = True
@@ -59,11 +60,13 @@ class VLLMBackend(Backend):
         if not torch.cuda.is_available():
             raise HeirloomError(f"vllm:{model_id}: vLLM needs a CUDA GPU and torch sees none; "
                                 "use the hf backend or an openai: server instead")
-        from ..models.loader import local_path
+        from ..models.embedded import default_stop
+        from ..models.loader import model_path
 
         self._vllm = vllm
         o = self.options
-        self.llm = vllm.LLM(model=local_path(model_id), dtype=o.dtype, seed=0, enable_prefix_caching=True,
+        self.default_stop = default_stop(model_id)
+        self.llm = vllm.LLM(model=model_path(model_id), dtype=o.dtype, seed=0, enable_prefix_caching=True,
                             gpu_memory_utilization=o.gpu_memory_utilization, max_model_len=o.max_model_len,
                             tensor_parallel_size=o.tensor_parallel_size, enforce_eager=o.enforce_eager)
         self.tokenizer = self.llm.get_tokenizer()
@@ -72,7 +75,7 @@ class VLLMBackend(Backend):
     def generate(self, prompts: Sequence[str | list[dict]], k: int = 1, params: SamplingParams | None = None,
                  chat: bool | None = None, progress: bool = True,
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        params = params or SamplingParams()
+        params = self.sampling(params)
         if k < 1:
             raise HeirloomError(f"k must be >= 1, got {k}")
         seeds = prompt_seeds(seeds, params, len(prompts))

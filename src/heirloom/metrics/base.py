@@ -152,6 +152,12 @@ class Metric:
     def spec_head(self) -> str:
         return self.name
 
+    def fingerprint(self) -> str:
+        """Everything that decides the values, as one string: equal fingerprints give equal scores, so a
+        stage that stores scores can key on it. `column=` is left out (it only names the output); a metric
+        backed by a model adds the model's identity (see ToxicityMetric)."""
+        return format_spec(f"{self.name}@{self.version}", self.changed_options)
+
     def info(self) -> dict[str, Any]:
         """What made a column: for provenance records."""
         return {"name": self.name, "column": self.column, "spec": self.spec, "version": self.version,

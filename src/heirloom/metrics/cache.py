@@ -1,8 +1,10 @@
 """A disk cache of scores, so a slow or paid scorer never scores a text twice.
 
 Rows are keyed by (scorer, sha256 of the text, attribute); `scorer` names the
-scorer and every setting that changes its values (e.g. "perspective@v1alpha1|en",
-"profanity-check@1.9.1"), so a new version or setting never reads stale scores.
+scorer and every setting that changes its values (e.g. "profanity-check@1.9.1",
+"classifier|unitary/toxic-bert@<commit>|sigmoid|max_length=model", or for a local
+model directory "classifier|dir-sha256:<content hash>|..."), so a new version, model
+revision or setting never reads stale scores and two models never share them.
 It is one SQLite file, `$HEIRLOOM_CACHE/scores.sqlite` (default
 `~/.cache/heirloom`), safe to share between processes (SQLite locking; writes are
 committed per batch, so an interrupted run keeps what it paid for).

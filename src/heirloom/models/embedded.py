@@ -41,7 +41,8 @@ class EmbeddedModel:
     install: str
     chat: bool  # instruction-tuned with a chat template, or a base model
     _find: Callable[[], Path | None]
-    stop: tuple[str, ...] = ()  # default stop strings (base models ramble on)
+    # Stop strings used when the user sets none (a base model rambles on past its answer).
+    stop: tuple[str, ...] = ()
 
     def locate(self) -> Path:
         path = self._find()
@@ -72,3 +73,8 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 }
 
 DEFAULT_MODEL = "smollm2-135m"
+
+
+def default_stop(name: str) -> tuple[str, ...]:
+    """The stop strings a backend uses for model `name` when the sampling params set none."""
+    return EMBEDDED[name].stop if name in EMBEDDED else ()

@@ -9,6 +9,7 @@ safetensors directly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -16,6 +17,21 @@ from pathlib import Path
 
 from ..errors import HeirloomError
 from .embedded import EMBEDDED
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No transformers progress bars ("Loading weights", GGUF dequantization) inside: they ignored
+    `--quiet`, and heirloom's own bars already say which stage runs."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def cache_root() -> Path:
@@ -60,8 +76,9 @@ def _dequantize_to_cache(gguf: Path) -> Path:
     target = _gguf_cache_dir(gguf)
     if (target / "config.json").exists():
         return target
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    with quiet_loading():
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = loaded.config
     # The GGUF origin is recorded as a quantization config; the dequantized weights are plain
     # float tensors, and leaving it in makes the Trainer refuse to fine-tune them.
@@ -109,20 +126,38 @@ def load_tokenizer(name: str):
         raise _not_found(name, e) from None
 
 
+def model_path(name: str) -> str:
+    """`local_path` for loading a model's weights: a directory must hold a model, or a one-line error
+    says so (transformers would answer a random folder with a traceback or a hub lookup)."""
+    from .check import check_model_dir
+
+    _, directory = resolve_local(name)
+    if directory is not None:
+        check_model_dir(directory, name)
+    return local_path(name)
+
+
 def load_hf(name: str, device: str | None = None, dtype: str | None = None):
-    """(model, tokenizer) for an alias, GGUF file, local directory or hub id."""
+    """(model, tokenizer) for an alias, GGUF file, local directory or hub id.
+
+    `dtype`: None keeps full precision on a CPU (bfloat16 on a GPU): what training and weight
+    comparisons want; "auto" is `precision.resolve_dtype` (bfloat16 also on CPUs with native bf16,
+    for generation and scoring); a name forces that dtype."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = local_path(name)
+    from .precision import resolve_dtype
+
+    path = model_path(name)
     device = pick_device(device)
-    if dtype in (None, "auto"):
+    if dtype is None:
         torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     else:
-        torch_dtype = getattr(torch, dtype)
+        torch_dtype = resolve_dtype(dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        with quiet_loading():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     except OSError as e:
         raise _not_found(name, e) from None
     model.to(device).eval()

@@ -7,6 +7,10 @@
     openai:MODEL@http://host:8000/v1   a model behind an OpenAI-compatible server
     openai:MODEL@http://a/v1,http://b/v1  the same model on several servers, one pool
     ray:REF                            REF (any of the above) on replicas across a Ray cluster
+    NAME:REST                          any other registered backend (`heirloom.backends` plugins)
+
+The prefixes are the backend registry's names (`generation.registry`); a prefix
+that names no backend is part of the name (a Windows drive, `C:\\models\\x`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ from dataclasses import dataclass
 
 from ..errors import HeirloomError
 
-BACKENDS = ("hf", "vllm", "openai", "ray")
+
+def _backend_names() -> list[str]:
+    from ..generation.registry import backend_names  # lazily: generation imports this module
+
+    return backend_names()
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class ModelRef:
         if not text:
             raise HeirloomError("model reference is empty")
         backend, sep, rest = text.partition(":")
-        if not sep or backend not in BACKENDS or rest.startswith("//"):
+        if not sep or rest.startswith("//") or backend not in _backend_names():
             return cls(name=text)  # plain alias, hub id, path (Windows drive letters included)
         if backend == "openai":
             model, at, url = rest.rpartition("@")

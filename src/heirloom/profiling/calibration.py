@@ -10,8 +10,10 @@ Attributes per data set: `calibration/<name>/ece_10`, `.../ece_1` (one bin: |acc
 mean confidence|) and `.../accuracy`.
 
 Data: `hellaswag` (Rowan/hellaswag validation, lm-eval's preprocessing), `openbookqa`
-(allenai/openbookqa `main` test), both from the hub, or any local table with `question`,
-`choices` (a list) and `answer` (an index, a letter A-Z, or the text of a choice).
+(allenai/openbookqa `main` test), each read from `calibration/<name>.jsonl` in the data
+directory when there (the hub's rows, or the local format below), else from the hub; or
+any local table with `question`, `choices` (a list) and `answer` (an index, a letter A-Z,
+or the text of a choice).
 `size` draws a seeded random subsample per data set. Left out: few-shot prompts,
 acc_norm, classwise or adaptive-width ECE variants.
 """
@@ -27,7 +29,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError
-from .multiple_choice import as_scorer, option_scores, softmax, stratified_sample
+from .data import DataRequest, DataSource, HubSource
+from .multiple_choice import as_scorer, option_scores, reject_removed, softmax, stratified_sample
 from .profile import Attribute
 
 Question = tuple[str, list[str], int]  # (context, options, index of the right option)
@@ -40,8 +43,8 @@ class CalibrationConfig(BaseModel):
                                 "openbookqa) or local multiple-choice files (question, choices, answer columns)")
     size: int | None = Field(None, ge=1, description="questions per data set, a seeded random subsample (None: all)")
     seed: int = Field(0, description="seed of the subsample")
-    batch_size: int | None = Field(None, ge=1, description="forward-pass rows when run with a (model, tokenizer) "
-                                                           "pair; a Backend uses its own setting")
+
+    removed_fields = reject_removed("calibration")
 
 
 # --- ECE ----------------------------------------------------------------------------
@@ -106,11 +109,25 @@ def _answer_index(answer: Any, choices: list[str], where: str) -> int:
     return idx
 
 
-def read_local(path: Path) -> list[Question]:
-    """Questions of a local file with `question`, `choices` (list) and `answer` columns."""
+def source(spec: str) -> DataSource:
+    hub_id, subset, split, _ = BUILTIN[spec]
+    return DataSource(spec, f"{spec} questions", layout=f"calibration/{spec}.jsonl",
+                      hub=HubSource(hub_id, subset, split), license="MIT" if spec == "hellaswag" else "Apache-2.0")
+
+
+def data_requests(config: CalibrationConfig) -> list[DataRequest]:
+    return [DataRequest("calibration", f"calibration.datasets[{i}]", None if spec in BUILTIN else spec,
+                        source(spec) if spec in BUILTIN else None) for i, spec in enumerate(config.datasets)]
+
+
+def read_local(path: Path, convert: Callable[[dict], Question] | None = None) -> list[Question]:
+    """Questions of a local file with `question`, `choices` (list) and `answer` columns
+    (or, with `convert`, rows as the hub has them)."""
     from ..tables import read_table, require_columns
 
     df = read_table(path)
+    if convert is not None and not {"question", "choices", "answer"} <= set(df.columns):
+        return [convert(row) for row in df.to_dict("records")]
     require_columns(df, ("question", "choices", "answer"), str(path))
     out = []
     for i, (q, choices, answer) in enumerate(zip(df["question"], df["choices"], df["answer"])):
@@ -127,37 +144,34 @@ def read_local(path: Path) -> list[Question]:
     return out
 
 
-def load_questions(spec: str) -> tuple[str, list[Question]]:
-    """(attribute name, questions) of a built-in hub data set or a local file."""
-    if spec in BUILTIN:
-        hub_id, subset, split, convert = BUILTIN[spec]
-        try:
-            import datasets
+def load_questions(spec: str, data_dir=None) -> tuple[str, list[Question]]:
+    """(attribute name, questions) of a built-in data set (data directory, else hub) or a local file."""
+    from .data import load_hub, resolve
 
-            rows = datasets.load_dataset(hub_id, subset, split=split)
-        except Exception as e:  # offline, missing, gated: the hub raises many types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise HeirloomError(f"calibration.datasets: cannot load {spec} ({hub_id}, {split}) "
-                                f"from the hub ({first})") from None
-        return spec, [convert(dict(r)) for r in rows]
-    from .suites import locate_data
-
-    path = locate_data(spec, "calibration.datasets")
-    if path is None or not path.is_file():
+    builtin = spec in BUILTIN
+    req = DataRequest("calibration", "calibration.datasets", None if builtin else spec,
+                      source(spec) if builtin else None)
+    res = resolve(req, data_dir)
+    if res.kind == "hub" and not builtin:
         raise HeirloomError(f"calibration.datasets: {spec!r} is neither {' nor '.join(BUILTIN)} nor a file")
-    return path.stem, read_local(path)
+    if res.kind == "hub":
+        return spec, [BUILTIN[spec][3](dict(r)) for r in load_hub(res.hub, f"calibration.datasets ({spec})")]
+    if not res.path.is_file():
+        raise HeirloomError(f"calibration.datasets: {res.path} is not a file")
+    return (spec if builtin else res.path.stem), read_local(res.path, BUILTIN[spec][3] if builtin else None)
 
 
-def run(backend_or_model, config: CalibrationConfig | None = None) -> list[Attribute]:
-    """ECE (10 bins, 1 bin) and accuracy per data set."""
+def run(backend, config: CalibrationConfig | None = None, data_dir=None, out_dir=None,
+        progress: bool = True) -> list[Attribute]:
+    """ECE (10 bins, 1 bin) and accuracy per data set (writes no generations)."""
     config = config or CalibrationConfig()
-    scorer = as_scorer(backend_or_model, config.batch_size)
+    scorer = as_scorer(backend)
     attrs = []
     for spec in config.datasets:
-        name, questions = load_questions(spec)
+        name, questions = load_questions(spec, data_dir)
         idx = stratified_sample([0] * len(questions), config.size, config.seed)
         picked = [questions[i] for i in idx]
-        scores = option_scores(scorer, [(ctx, [" " + o for o in opts]) for ctx, opts, _ in picked])
+        scores = option_scores(scorer, [(ctx, [" " + o for o in opts]) for ctx, opts, _ in picked], progress)
         items = []
         for i, (_, _, gold), s in zip(idx, picked, scores):
             p = softmax(s)
@@ -169,6 +183,17 @@ def run(backend_or_model, config: CalibrationConfig | None = None) -> list[Attri
             value = stat(items)
             text = "; ".join(x for x in ("undefined: no questions" if not items else "", note) if x)
             attrs.append(Attribute(name=f"calibration/{name}/{stat.__name__}", suite="calibration", value=value,
-                                   statistic=f"heirloom.profiling.calibration:{stat.__name__}", items=items,
+                                   statistic=f"calibration/{stat.__name__}", items=items,
                                    higher_is_better=better, n=len(items), note=text))
     return attrs
+
+
+def _suite():
+    from .registry import Part, Suite
+
+    stats = {f"calibration/{f.__name__}": f for f in (ece_10, ece_1, accuracy)}
+    return Suite("calibration", "zero-shot multiple choice: expected calibration error and accuracy",
+                 (Part("calibration", CalibrationConfig, run, data_requests),), statistics=stats)
+
+
+SUITE = _suite()

@@ -14,7 +14,9 @@ the same prompts in the same order; pairing removes the between-prompt variance 
 both models share, so the CI is tighter. Otherwise each profile is resampled on its own.
 Replicates where the statistic or the percent change is undefined are dropped from the
 CI (counted in the note). Each attribute gets its own random stream from (seed, name),
-so results do not depend on which other attributes are compared.
+so results do not depend on which other attributes are compared. A statistic declared
+`statistics.grouped_by` a key (BBQ: question sets of 4) resamples whole groups instead of
+items (a cluster bootstrap); paired, both profiles take the same groups.
 Left out: multiple-comparison correction, BCa intervals.
 """
 
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .profile import Attribute, Profile
-from .statistics import per_item_values, resolve
+from .statistics import group_indices, per_item_values, resolve
 
 COLUMNS = ["model", "attribute", "suite", "base", "value", "abs_change", "pct_change", "ci_low", "ci_high",
            "paired", "n_base", "n_other", "higher_is_better", "unit", "note"]
@@ -49,14 +51,26 @@ def _aligned(base: Profile, other: Profile, a: Attribute, b: Attribute) -> bool:
     return cb is not None and cb == co
 
 
-def _stat_rows(stat_name: str, items: Sequence[Any], idx: np.ndarray) -> np.ndarray:
-    """The statistic on each row of resampled indices."""
+def resample(stat_name: str, items: Sequence[Any], n_boot: int, rng: np.random.Generator):
+    """`n_boot` rows of resampled item indices: items with replacement, or whole groups when
+    the statistic is grouped (an array when every group has the same size, else a list)."""
+    groups = group_indices(resolve(stat_name), items)
+    if groups is None:
+        return rng.integers(0, len(items), size=(n_boot, len(items)))
+    draws = rng.integers(0, len(groups), size=(n_boot, len(groups)))
+    if len({len(g) for g in groups}) == 1:
+        return np.stack(groups)[draws].reshape(n_boot, -1)
+    return [np.concatenate([groups[j] for j in row]) for row in draws]
+
+
+def _stat_rows(stat_name: str, items: Sequence[Any], idx) -> np.ndarray:
+    """The statistic on each row of resampled indices (an array, or a list of ragged rows)."""
     stat = resolve(stat_name)
     try:
         per = per_item_values(stat, items)
     except (TypeError, ValueError):
         per = None
-    if per is not None or stat_name == "median":
+    if (per is not None or stat_name == "median") and isinstance(idx, np.ndarray):
         arr = per if per is not None else np.asarray(items, dtype=float)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN replicates -> NaN
@@ -69,8 +83,8 @@ def bootstrap_pct_change(a: Attribute, b: Attribute, paired: bool, n_boot: int,
     """(low, high, replicates used) of the 95% percentile CI of the percent change."""
     if not a.items or not b.items or n_boot < 1:
         return float("nan"), float("nan"), 0
-    idx_a = rng.integers(0, len(a.items), size=(n_boot, len(a.items)))
-    idx_b = idx_a if paired else rng.integers(0, len(b.items), size=(n_boot, len(b.items)))
+    idx_a = resample(a.statistic, a.items, n_boot, rng)
+    idx_b = idx_a if paired else resample(b.statistic, b.items, n_boot, rng)
     sa = _stat_rows(a.statistic, a.items, idx_a)
     sb = _stat_rows(b.statistic, b.items, idx_b)
     with np.errstate(divide="ignore", invalid="ignore"):

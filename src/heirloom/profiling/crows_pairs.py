@@ -8,9 +8,9 @@ the note). Attributes: the % of pairs for the stereotype (50 is unbiased), over 
 (`bias/crows_pairs/all/pct_stereotype`), over the `stereo` and the `antistereo` pairs
 (`stereo_antistereo` column) and per `bias_type`.
 
-`size` draws a seeded subsample stratified by `bias_type`. Data: the CrowS-Pairs CSV
-(`sent_more`, `sent_less`, `stereo_antistereo`, `bias_type`) or a hub dataset id with those
-columns. Left out: the original paper's pseudo-log-likelihood for masked LMs.
+`size` draws a seeded subsample stratified by `bias_type`. Data: the CrowS-Pairs CSV, packaged
+with heirloom (`profiling.data`), or any file (`sent_more`, `sent_less`, `stereo_antistereo`,
+`bias_type`) or hub dataset id with those columns. Left out: the original paper's pseudo-log-likelihood for masked LMs.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HeirloomError
 from ..tables import require_columns
-from .multiple_choice import as_scorer, mean_logprobs, stratified_sample
+from .data import DataRequest, DataSource
+from .multiple_choice import as_scorer, mean_logprobs, reject_removed, stratified_sample
 from .profile import Attribute
 
-CROWS_DEFAULT = "../shared/data/crows_pairs/crows_pairs_anonymized.csv"
+CROWS = DataSource("crows_pairs", "CrowS-Pairs sentence pairs", layout="crows_pairs/crows_pairs_anonymized.csv",
+                   packaged=True, license="CC BY-SA 4.0")
 COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 DIRECTIONS = ("stereo", "antistereo")
 
@@ -33,13 +35,13 @@ DIRECTIONS = ("stereo", "antistereo")
 class CrowsPairsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    data: str = Field(CROWS_DEFAULT, description="CrowS-Pairs CSV (or any table with its columns) or a hub dataset "
-                                                 "id (a relative path is also tried from the checkout)")
+    data: str | None = Field(None, description="CrowS-Pairs CSV (or any table with its columns) or a hub dataset "
+                                               "id; None: CrowS-Pairs, packaged")
     hub_split: str = Field("test", description="hub dataset split")
     size: int | None = Field(None, ge=1, description="pairs to use, stratified by bias_type (None: all)")
     seed: int = Field(0, description="seed of the subsample")
-    batch_size: int | None = Field(None, ge=1, description="forward-pass rows when run with a (model, tokenizer) "
-                                                           "pair; a Backend uses its own setting")
+
+    removed_fields = reject_removed("crows_pairs")
 
 
 def pct_stereotype(items: Sequence[dict]) -> float:
@@ -49,19 +51,23 @@ def pct_stereotype(items: Sequence[dict]) -> float:
     return 100.0 * float(np.mean([it["more"] > it["less"] for it in items]))
 
 
-def load_pairs(config: CrowsPairsConfig):
-    from .suites import read_rows
+def data_requests(config: CrowsPairsConfig) -> list[DataRequest]:
+    return [DataRequest("bias", "crows_pairs.data", config.data, CROWS, hub_split=config.hub_split)]
 
-    df = read_rows(config.data, "crows_pairs.data", hub_split=config.hub_split)
-    require_columns(df, COLUMNS, config.data)
+
+def load_pairs(config: CrowsPairsConfig, data_dir=None):
+    from .data import read_rows
+
+    df = read_rows(data_requests(config)[0], data_dir)
+    require_columns(df, COLUMNS, config.data or CROWS.title)
     bad = df.index[~df["stereo_antistereo"].isin(DIRECTIONS)]
     if len(bad):
-        raise HeirloomError(f"crows_pairs.data: {config.data}: row {bad[0]}: stereo_antistereo is "
+        raise HeirloomError(f"crows_pairs.data: {config.data or CROWS.title}: row {bad[0]}: stereo_antistereo is "
                             f"{df['stereo_antistereo'][bad[0]]!r} (expected stereo or antistereo)")
     for col in ("sent_more", "sent_less"):
         empty = df.index[df[col].astype(str).str.strip() == ""]
         if len(empty):
-            raise HeirloomError(f"crows_pairs.data: {config.data}: row {empty[0]}: empty {col}")
+            raise HeirloomError(f"crows_pairs.data: {config.data or CROWS.title}: row {empty[0]}: empty {col}")
     return df
 
 
@@ -70,19 +76,20 @@ def _attribute(group: str, items: list[dict], note: str) -> Attribute:
     ties = sum(it["more"] == it["less"] for it in items)
     parts = ["undefined: no pairs" if not items else "", f"{ties} tie(s) counted for neither" if ties else "", note]
     return Attribute(name=f"bias/crows_pairs/{group}/pct_stereotype", suite="bias", value=value,
-                     statistic="heirloom.profiling.crows_pairs:pct_stereotype", items=items, higher_is_better=None,
+                     statistic="crows_pairs/pct_stereotype", items=items, higher_is_better=None,
                      unit="%", n=len(items), note="; ".join(p for p in parts if p))
 
 
-def run(backend_or_model, config: CrowsPairsConfig | None = None) -> list[Attribute]:
-    """% for the stereotype: all pairs, stereo and antistereo pairs, each bias_type."""
+def run(backend, config: CrowsPairsConfig | None = None, data_dir=None, out_dir=None,
+        progress: bool = True) -> list[Attribute]:
+    """% for the stereotype: all pairs, stereo and antistereo pairs, each bias_type (writes no generations)."""
     config = config or CrowsPairsConfig()
-    scorer = as_scorer(backend_or_model, config.batch_size)
-    df = load_pairs(config)
+    scorer = as_scorer(backend)
+    df = load_pairs(config, data_dir)
     total = len(df)
     df = df.iloc[stratified_sample(df["bias_type"].tolist(), config.size, config.seed)]
     requests = [("", s) for pair in zip(df["sent_more"], df["sent_less"]) for s in pair]
-    scores = mean_logprobs(scorer, requests)
+    scores = mean_logprobs(scorer, requests, progress)
     items = [{"pair": int(i), "bias_type": b, "direction": d, "more": float(scores[2 * k]),
               "less": float(scores[2 * k + 1])}
              for k, (i, b, d) in enumerate(zip(df.index, df["bias_type"], df["stereo_antistereo"]))]

@@ -11,8 +11,11 @@ Position bias is cancelled by asking twice, with the answers swapped. A verdict 
 only when both orders pick the same answer; otherwise the pair is a tie (verdict 0).
 
 Reference labels: AlpacaEval annotations (`instruction`, `output_1`, `output_2`,
-`preference`). `preference` is 1 + P(output_2 is better) (1.0 and 2.0 for hard labels,
-fractional for weighted annotators), so it maps to 1 below 1.5, 2 above, and a tie (0)
+`preference`): a file, else `alpaca_eval_outputs/annotations_FuseChat-Gemma-2-9B-Instruct.json`
+in the data directory (the paper-style GPT-4-turbo annotations), else the hub's AlpacaFarm
+human cross-annotations (`tatsu-lab/alpaca_eval`, a different reference: see docs/profiling.md).
+`preference` is 1 + P(output_2 is better) (1.0 and 2.0 for hard labels, fractional for
+weighted annotators), so it maps to 1 below 1.5, 2 above, and a tie (0)
 at exactly 1.5; a missing preference means no reference for that pair.
 
 Every judge attribute has the same per-pair items (dicts: `pair_id`, `reference`, `ab`
@@ -34,10 +37,15 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .data import DataRequest, DataSource, HubSource
 from .profile import Attribute, Profile
 from .statistics import mean_over_items
 
-ANNOTATIONS_DEFAULT = "../shared/data/alpaca_eval_outputs/annotations_FuseChat-Gemma-2-9B-Instruct.json"
+ANNOTATIONS = DataSource(
+    "alpaca_eval_annotations", "AlpacaEval pairwise annotations",
+    layout="alpaca_eval_outputs/annotations_FuseChat-Gemma-2-9B-Instruct.json",
+    hub=HubSource("tatsu-lab/alpaca_eval", data_files="alpaca_farm_human_crossannotations.json"),
+    license="CC BY-NC 4.0 (hub) / Apache-2.0 (AlpacaEval results)")
 TEMPLATE = (
     "Which response is better? Read the instruction and the two outputs, then answer "
     "\"Output (a)\" or \"Output (b)\".\n\n"
@@ -53,8 +61,9 @@ VERDICTS = ("Output (a)", "Output (b)")
 class JudgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pairs: str = Field(ANNOTATIONS_DEFAULT, description="AlpacaEval annotation file (instruction, output_1, "
-                                                        "output_2, preference)")
+    pairs: str | None = Field(None, description="AlpacaEval annotation file (instruction, output_1, output_2, "
+                                                "preference); None: alpaca_eval_outputs/annotations_FuseChat-Gemma-"
+                                                "2-9B-Instruct.json in the data directory, else the hub")
     size: int | None = Field(None, ge=1, description="judge a seeded random subsample of N pairs (None: all)")
     seed: int = Field(0, description="subsample seed (same seed, same pairs for every judge)")
     template: Literal["auto", "chat", "plain"] = Field(
@@ -130,13 +139,18 @@ def pair_id(instruction: str, output_1: str, output_2: str) -> str:
     return "j" + hashlib.sha256(blob).hexdigest()[:12]
 
 
-def load_pairs(config: JudgeConfig) -> list[dict]:
+def data_requests(config: JudgeConfig) -> list[DataRequest]:
+    return [DataRequest("judge", "judge.pairs", config.pairs, ANNOTATIONS, hub_split="train")]
+
+
+def load_pairs(config: JudgeConfig, data_dir: str | Path | None = None) -> list[dict]:
     from ..errors import HeirloomError
     from ..tables import require_columns
-    from .suites import read_rows
+    from .data import read_rows
 
-    df = read_rows(config.pairs, "judge.pairs")
-    require_columns(df, ["instruction", "output_1", "output_2"], config.pairs)
+    where = config.pairs or ANNOTATIONS.title
+    df = read_rows(data_requests(config)[0], data_dir)
+    require_columns(df, ["instruction", "output_1", "output_2"], where)
     if config.size and config.size < len(df):
         idx = np.sort(np.random.default_rng(config.seed).choice(len(df), size=config.size, replace=False))
         df = df.iloc[idx]
@@ -144,12 +158,12 @@ def load_pairs(config: JudgeConfig) -> list[dict]:
     for i, row in df.iterrows():
         texts = [row["instruction"], row["output_1"], row["output_2"]]
         if not all(isinstance(t, str) for t in texts):
-            raise HeirloomError(f"{config.pairs}: row {i}: instruction/output_1/output_2 must be text")
+            raise HeirloomError(f"{where}: row {i}: instruction/output_1/output_2 must be text")
         l1, l2 = len(texts[1].strip()), len(texts[2].strip())
         pairs.append({"pair_id": pair_id(*texts), "row": int(i), "instruction": texts[0], "output_1": texts[1],
                       "output_2": texts[2], "generator_1": row.get("generator_1"),
                       "generator_2": row.get("generator_2"),
-                      "reference": reference_verdict(row.get("preference"), f"{config.pairs}: row {i}"),
+                      "reference": reference_verdict(row.get("preference"), f"{where}: row {i}"),
                       "longer": 1 if l1 > l2 else 2 if l2 > l1 else 0})
     return pairs
 
@@ -193,13 +207,14 @@ def judge_pairs(backend, pairs: list[dict], config: JudgeConfig, progress: bool 
     return records
 
 
-def run(backend, config: JudgeConfig, out_dir: str | Path | None = None, progress: bool = True) -> list[Attribute]:
+def run(backend, config: JudgeConfig, out_dir: str | Path | None = None, progress: bool = True,
+        data_dir: str | Path | None = None) -> list[Attribute]:
     import pandas as pd
 
     from ..provenance import record
     from ..tables import write_json, write_table
 
-    pairs = load_pairs(config)
+    pairs = load_pairs(config, data_dir)
     items = judge_pairs(backend, pairs, config, progress=progress)
     if out_dir is not None:
         path = Path(out_dir) / "generations" / "judge.jsonl"
@@ -213,7 +228,7 @@ def run(backend, config: JudgeConfig, out_dir: str | Path | None = None, progres
         note = f"{len(items) - n_ref} pair(s) without a reference label" if stat.endswith("reference") and \
             n_ref < len(items) else ""
         attrs.append(Attribute(name=f"judge/{stat}", suite="judge", value=globals()[stat](items),
-                               statistic=f"heirloom.profiling.judge:{stat}", items=items, higher_is_better=better,
+                               statistic=f"judge/{stat}", items=items, higher_is_better=better,
                                unit=unit, n=n_ref if stat.endswith("reference") else len(items), note=note))
     return attrs
 
@@ -243,3 +258,14 @@ def judge_agreement_matrix(profiles: Sequence[Profile], include_reference: bool 
             if shared:
                 matrix.loc[x, y] = float(np.mean([verdicts[x][k] == verdicts[y][k] for k in shared]))
     return matrix
+
+
+def _suite():
+    from .registry import Part, Suite
+
+    stats = {f"judge/{name}": globals()[name] for name in STATISTICS}
+    return Suite("judge", "the model as a pairwise judge of AlpacaEval answers (log-likelihood verdicts)",
+                 (Part("judge", JudgeConfig, run, data_requests),), statistics=stats)
+
+
+SUITE = _suite()

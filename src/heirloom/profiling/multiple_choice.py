@@ -1,11 +1,12 @@
 """What the log-likelihood suites (BBQ, CrowS-Pairs, calibration) share.
 
-- A *scorer* is anything with `loglikelihood(requests) -> list[LoglikResult]`: a `Backend`,
-  or a `(model, tokenizer)` pair wrapped by `as_scorer` around `generation.loglik`.
+- A *scorer* is anything with `loglikelihood(requests, progress) -> list[LoglikResult]`: a
+  `Backend` (build one with `generation.make_backend`; it owns batch size and device).
 - `option_scores` turns (context, options) questions into per-option mean token
   log-likelihoods with one `loglikelihood` call, so the backend sees every request at once
   and can share contexts between options.
 - `stratified_sample` draws a seeded subsample that keeps the strata's proportions.
+- `reject_removed(section)`: the one-line error for config fields that were removed.
 
 Left out: few-shot prompts, letter-choice ("A/B/C") scoring, acc_norm-style byte normalization.
 """
@@ -21,35 +22,36 @@ from ..generation.base import LoglikResult
 
 
 class Scorer(Protocol):
-    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LoglikResult]: ...
+    def loglikelihood(self, requests: Sequence[tuple[str, str]], progress: bool = True) -> list[LoglikResult]: ...
 
 
-class ModelScorer:
-    """A transformers (model, tokenizer) pair as a scorer, through the batched shared-prefix scorer."""
-
-    def __init__(self, model, tokenizer, batch_size: int | None = None, progress: bool = True):
-        self.model, self.tokenizer, self.batch_size, self.progress = model, tokenizer, batch_size, progress
-
-    def loglikelihood(self, requests: Sequence[tuple[str, str]], progress: bool | None = None) -> list[LoglikResult]:
-        from ..generation.loglik import loglikelihood
-
-        show = self.progress if progress is None else progress
-        return loglikelihood(self.model, self.tokenizer, requests, batch_size=self.batch_size, progress=show)
+# Fields removed from the suite configs, and where their job went.
+REMOVED = {"batch_size": "a backend sets its own: ProfileConfig.batch_size or heirloom profile --batch-size"}
 
 
-def as_scorer(obj, batch_size: int | None = None) -> Scorer:
-    """`obj` itself when it scores log-likelihoods, a `ModelScorer` for a (model, tokenizer) pair."""
-    if isinstance(obj, tuple) and len(obj) == 2:
-        return ModelScorer(obj[0], obj[1], batch_size=batch_size)
+def reject_removed(section: str):
+    """A before-validator for a part config: a removed field is a one-line error naming it."""
+    from pydantic import model_validator
+
+    def check(cls, data):
+        for key, why in REMOVED.items():
+            if isinstance(data, dict) and key in data:
+                raise ValueError(f"{section}.{key} was removed ({why})")
+        return data
+    return model_validator(mode="before")(classmethod(check))
+
+
+def as_scorer(obj) -> Scorer:
+    """`obj` itself when it scores log-likelihoods (a Backend), else a one-line error."""
     if callable(getattr(obj, "loglikelihood", None)):
         return obj
     raise HeirloomError(f"{type(obj).__name__} cannot score log-likelihoods "
-                        "(pass a Backend or a (model, tokenizer) pair)")
+                        "(pass a Backend, e.g. heirloom.make_backend('smollm2-135m'))")
 
 
-def mean_logprobs(scorer: Scorer, requests: Sequence[tuple[str, str]]) -> np.ndarray:
+def mean_logprobs(scorer: Scorer, requests: Sequence[tuple[str, str]], progress: bool = True) -> np.ndarray:
     """Mean token log-likelihood of each request's continuation."""
-    results = scorer.loglikelihood(list(requests))
+    results = scorer.loglikelihood(list(requests), progress=progress)
     if len(results) != len(requests):
         raise HeirloomError(f"scorer returned {len(results)} results for {len(requests)} requests")
     out = np.empty(len(results))
@@ -60,13 +62,14 @@ def mean_logprobs(scorer: Scorer, requests: Sequence[tuple[str, str]]) -> np.nda
     return out
 
 
-def option_scores(scorer: Scorer, questions: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
+def option_scores(scorer: Scorer, questions: Sequence[tuple[str, Sequence[str]]],
+                  progress: bool = True) -> list[np.ndarray]:
     """Per question, the mean token log-likelihood of each option given the context.
 
     `questions` holds (context, continuations); continuations carry their own leading space.
     """
     requests = [(ctx, opt) for ctx, opts in questions for opt in opts]
-    flat = mean_logprobs(scorer, requests)
+    flat = mean_logprobs(scorer, requests, progress)
     out, start = [], 0
     for _, opts in questions:
         out.append(flat[start:start + len(opts)])

@@ -22,7 +22,7 @@ class Attribute:
     name: str  # e.g. "textual/mtld", "toxicity/expected_max_toxicity", "bias/bbq/Age/ambiguous_bias"
     suite: str
     value: float  # statistic(items); NaN when undefined (with `note` saying why)
-    statistic: str  # key into heirloom.profiling.statistics.STATISTICS
+    statistic: str  # registered name (statistics.resolve): "mean", "toxicity/expected_max_toxicity", ...
     items: list[Any]  # per-item evidence the statistic is computed from
     higher_is_better: bool | None = None  # None: neither (bias scores: 0 is best)
     unit: str = ""
@@ -57,11 +57,21 @@ class Profile:
             raise HeirloomError(f"{path}: no such profile file") from None
         except json.JSONDecodeError as e:
             raise HeirloomError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(doc, dict) or "attributes" not in doc:
+        except UnicodeDecodeError:
+            raise HeirloomError(f"{path}: not a text file (a profile is profile.json or its directory)") from None
+        except IsADirectoryError:
+            raise HeirloomError(f"{path}: a directory, not a profile file") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("attributes"), dict):
             raise HeirloomError(f"{path}: not a heirloom profile (no 'attributes')")
-        attrs = {k: Attribute(**v) for k, v in doc["attributes"].items()}
+        try:
+            attrs = {k: Attribute(**v) for k, v in doc["attributes"].items()}
+        except TypeError as e:
+            raise HeirloomError(f"{path}: not a heirloom profile (bad attribute: {e})") from None
+        from .statistics import canonical
+
         for a in attrs.values():  # JSON has no NaN: undefined values are stored as null
             if a.value is None:
                 a.value = float("nan")
+            a.statistic = canonical(a.statistic)  # profiles saved with module:function names
         return cls(model=doc.get("model", "?"), attributes=attrs,
                    config=doc.get("config", {}), provenance=doc.get("provenance", {}))

@@ -17,9 +17,10 @@ understates length drift, so it is worth watching).
 end on their own, so length is measured rather than capped, and still affordable on a
 CPU for a quick profile (`size`). Answers go to `generations/textual.jsonl`.
 
-Prompt data: a file (Dolly-200's pandas column-oriented JSON, JSONL, CSV...) or a
-hub dataset id; `split` picks the paper's halves of the 200 rows (first 100
-validation, last 100 test). Left out: sampling several answers per prompt.
+Prompt data: Dolly-200 English, packaged with heirloom (`profiling.data`), or a file
+(Dolly-200's pandas column-oriented JSON, JSONL, CSV...) or a hub dataset id; `split`
+picks the paper's halves of the 200 rows (first 100 validation, last 100 test).
+Left out: sampling several answers per prompt.
 """
 
 from __future__ import annotations
@@ -30,16 +31,18 @@ from typing import Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .data import DataRequest, DataSource
 from .profile import Attribute
 
-DOLLY_DEFAULT = "../shared/data/dolly200/dolly_eval_eng.jsonl"
+DOLLY = DataSource("dolly200", "Dolly-200 English prompts", layout="dolly200/dolly_eval_eng.jsonl", packaged=True,
+                   license="CC BY-SA 3.0")
 
 
 class TextualConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompts: str = Field(DOLLY_DEFAULT, description="prompt file or hub dataset id (Dolly-200 English by default; "
-                                                    "a relative path is also tried from the checkout)")
+    prompts: str | None = Field(None, description="prompt file or hub dataset id (None: Dolly-200 English, "
+                                                  "packaged; a relative path is also tried in the data directory)")
     column: str | None = Field(None, description="prompt column (default: inputs, prompt, instruction, question, text)")
     split: Literal["test", "validation", "all"] = Field(
         "test", description="test: last half of the rows, validation: first half (the paper's Dolly-200 split)")
@@ -71,27 +74,33 @@ def _is_textual(metric_class) -> bool:
     return not metric_class.name.startswith("toxicity") and not getattr(metric_class, "needs_network", False)
 
 
-def load_prompts(config: TextualConfig) -> list[str]:
+def data_requests(config: TextualConfig) -> list[DataRequest]:
+    return [DataRequest("textual", "textual.prompts", config.prompts, DOLLY, hub_split=config.hub_split)]
+
+
+def load_prompts(config: TextualConfig, data_dir: str | Path | None = None) -> list[str]:
     from ..errors import HeirloomError
     from ..prompts import PROMPT_COLUMNS
-    from .suites import read_rows
+    from .data import read_rows
 
-    df = read_rows(config.prompts, "textual.prompts", hub_split=config.hub_split)
+    df = read_rows(data_requests(config)[0], data_dir)
     candidates = (config.column,) if config.column else ("inputs",) + PROMPT_COLUMNS
     col = next((c for c in candidates if c in df.columns), None)
     if col is None:
-        raise HeirloomError(f"{config.prompts}: no prompt column ({', '.join(candidates)}); "
+        raise HeirloomError(f"{config.prompts or DOLLY.title}: no prompt column ({', '.join(candidates)}); "
                             f"columns are {', '.join(map(str, df.columns))}")
     texts = df[col].tolist()
     half = len(texts) // 2
     texts = {"test": texts[half:], "validation": texts[:half], "all": texts}[config.split]
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()), None)
     if bad is not None:
-        raise HeirloomError(f"{config.prompts}: {config.split} prompt {bad} ({col!r}) is empty or not text")
+        raise HeirloomError(f"{config.prompts or DOLLY.title}: {config.split} prompt {bad} ({col!r}) "
+                            "is empty or not text")
     return texts[: config.size] if config.size else texts
 
 
-def run(backend, config: TextualConfig, out_dir: str | Path | None = None, progress: bool = True) -> list[Attribute]:
+def run(backend, config: TextualConfig, out_dir: str | Path | None = None, progress: bool = True,
+        data_dir: str | Path | None = None) -> list[Attribute]:
     import pandas as pd
 
     from ..generation.base import SamplingParams
@@ -100,7 +109,7 @@ def run(backend, config: TextualConfig, out_dir: str | Path | None = None, progr
     from ..provenance import record
     from ..tables import write_json, write_table
 
-    prompts = load_prompts(config)
+    prompts = load_prompts(config, data_dir)
     specs = list(config.metrics) if config.metrics else textual_metric_specs()
     metrics = [get_metric(spec) for spec in specs]
     params = SamplingParams(temperature=config.temperature, max_new_tokens=config.max_new_tokens, seed=config.seed)
@@ -145,6 +154,16 @@ def _attributes(metric, values: list[float], reasons: list) -> list[Attribute]:
         Attribute(name=base, value=mean(values), statistic="mean", higher_is_better=metric.higher_is_better, **common),
         Attribute(name=f"{base}/median", value=median(values), statistic="median",
                   higher_is_better=metric.higher_is_better, **common),
-        Attribute(name=f"{base}/std", value=std(values), statistic="heirloom.profiling.textual:std",
+        Attribute(name=f"{base}/std", value=std(values), statistic="textual/std",
                   higher_is_better=None, **common),
     ]
+
+
+def _suite():
+    from .registry import Part, Suite
+
+    return Suite("textual", "what the answers to Dolly-200 prompts look like (every offline textual metric)",
+                 (Part("textual", TextualConfig, run, data_requests),), statistics={"textual/std": std})
+
+
+SUITE = _suite()

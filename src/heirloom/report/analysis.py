@@ -17,15 +17,14 @@ rendering (`figures`, `html`) and reading the run (`collect`).
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..errors import HeirloomError
 from .collect import BASE, RunData
 
-SPREAD_SUFFIXES = ("/median", "/std")  # companions of a mean attribute: tables only, not figures
 # what the profile calls a selection metric: textual/<metric>, and the RTP statistics for toxicity
 TOXICITY_ATTRIBUTES = ("toxicity/expected_max_toxicity", "toxicity/toxicity_probability")
 COMPARE_COLUMNS = ["arm", "attribute", "suite", "base", "value", "abs_change", "pct_change", "ci_low", "ci_high",
@@ -44,10 +43,6 @@ def num(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
-def headline(names) -> list[str]:
-    return [n for n in names if not n.endswith(SPREAD_SUFFIXES)]
-
-
 def targeted_attributes(metric: str, names) -> list[str]:
     """Profile attributes that measure what the selection metric `metric` measures."""
     names = set(names)
@@ -57,12 +52,22 @@ def targeted_attributes(metric: str, names) -> list[str]:
     return out
 
 
-def direction(objective: str, metric: str) -> str:
-    """max / min / target for `metric` in an objective description (`max:mtld`, `sum[zscore]:...`)."""
-    m = re.search(rf"(max|min):{re.escape(metric)}(?![\w.-])", objective or "")
-    if m:
-        return m.group(1)
-    return "target" if (objective or "").startswith(f"target:{metric}=") else ""
+_SHORT = {"maximize": "max", "minimize": "min", "target": "target"}
+
+
+def direction(summary: dict[str, Any], metric: str) -> str:
+    """max / min / target for `metric` under the arm's objective (its `directions`, as summary.json
+    records them; summaries written before that field are read back through the objective's spec)."""
+    directions = summary.get("objective_directions")
+    if directions is None:
+        from ..selection import parse_objective
+
+        spec = str(summary.get("objective", "")).split(" [")[0]  # the constraints are no direction
+        try:
+            directions = parse_objective(spec).directions
+        except HeirloomError:
+            directions = {}
+    return _SHORT.get(directions.get(metric, ""), "")
 
 
 def comparisons(data: RunData, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -97,7 +102,7 @@ def targeted_table(data: RunData, vs_base: pd.DataFrame, vs_random: pd.DataFrame
         for metric in s.get("objective_metrics") or []:
             sel = metrics.get(metric, {})
             row = {"arm": arm, "objective": s.get("objective", ""), "metric": metric,
-                   "direction": direction(s.get("objective", ""), metric),
+                   "direction": direction(s, metric),
                    "sel_chosen": num(sel.get("chosen")), "sel_random": num(sel.get("random")),
                    "sel_pct_vs_random": num(sel.get("pct_vs_random"))}
             prof, ref = data.profiles.get(arm), base or rnd

@@ -1,11 +1,16 @@
 """Gather what a run directory holds, and say what it does not (yet) hold.
 
-Reads only the small, numeric artifacts of a run (layout in `heirloom.runs.runner`):
+Reads only the small, numeric artifacts of a run (paths in `heirloom.runs.layout`):
 `config.yaml`, `run.json`, `arms/<arm>/summary.json`, `profiles/<name>/profile.json`,
 `students/<arm>/train.meta.json`, and the stage markers (`.stage.json` started,
 `.done.json` finished). It never opens generations (`selected.jsonl`, candidate
 pools, `profiles/*/generations/`): the report shows numbers, not model text.
 
+Only the arms of the run's config are read, and only work made from the current
+pool: an arm whose markers say it was selected from earlier scores (or trained on
+other pairs, or profiled from another student) is left out with a line in
+`RunData.missing`; `.stale/` (earlier configs' work) is never read. Markers that do
+not record their inputs (runs of older versions, hand-made directories) are trusted.
 A missing artifact is not an error (a run stopped after selection still gets a
 report); it becomes a line in `RunData.missing`. A damaged one (invalid JSON) is an
 error naming the file. Left out: the comparisons and figures (`analysis`, `figures`).
@@ -13,16 +18,15 @@ error naming the file. Left out: the comparisons and figures (`analysis`, `figur
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import HeirloomError
 from ..profiling.profile import Profile
-from ..runs.stages import STALE
+from ..runs.layout import BASE, DONE, STALE, STARTED, RunLayout, read_json, read_marker, stage_status
 
-BASE = "base"  # profiles/base: the student before fine-tuning
+__all__ = ["BASE", "RunData", "collect", "inputs_of", "is_run_dir"]
 
 
 @dataclass
@@ -30,7 +34,7 @@ class RunData:
     run_dir: Path
     config: dict[str, Any]  # config.yaml as written by the runner ({} when absent)
     run_meta: dict[str, Any]  # run.json: provenance record (versions, platform, time)
-    arms: list[str]  # config order, then any other arm directory found
+    arms: list[str]  # the config's arms, in its order
     random_arm: str | None
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)  # BASE and arm names
@@ -50,22 +54,12 @@ class RunData:
 
 
 def is_run_dir(path: str | Path) -> bool:
-    path = Path(path)
-    return path.is_dir() and ((path / "config.yaml").is_file() or (path / "run.json").is_file())
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise HeirloomError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(doc, dict):
-        raise HeirloomError(f"{path}: expected a JSON object, got {type(doc).__name__}")
-    return doc
+    layout = RunLayout(path)
+    return layout.root.is_dir() and (layout.config.is_file() or layout.run_meta.is_file())
 
 
 def _read_config(run_dir: Path, run_meta: dict[str, Any]) -> dict[str, Any]:
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     if not path.is_file():
         return run_meta.get("config") or {}  # run.json records the config too
     from ..validation import read_mapping
@@ -73,20 +67,42 @@ def _read_config(run_dir: Path, run_meta: dict[str, Any]) -> dict[str, Any]:
     return read_mapping(path, "run config")
 
 
-def _stage_status(directory: Path) -> str:
-    if (directory / ".done.json").is_file():
-        return "done"
-    return "started" if (directory / ".stage.json").is_file() else "missing"
-
-
 def _arm_names(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    """The config's arms; only a config with none (a hand-made directory) falls back to the directories."""
     names = [str(a.get("name")) for a in config.get("arms") or [] if isinstance(a, dict) and a.get("name")]
-    for parent in ("arms", "students", "profiles"):
-        d = run_dir / parent
-        if d.is_dir():
-            # `.stale/` holds work of earlier configs (see runs/stages.py), not arms
-            names += sorted(p.name for p in d.iterdir() if p.is_dir() and p.name != BASE and p.name != STALE)
+    if names:
+        return list(dict.fromkeys(names))
+    layout = RunLayout(run_dir)
+    for d in (layout.arms, layout.students, layout.profiles):
+        if d.is_dir():  # `.stale/` holds work of earlier configs (see runs/markers.py), not arms
+            names += sorted(p.name for p in d.iterdir() if p.is_dir() and p.name not in (BASE, STALE))
     return list(dict.fromkeys(names))
+
+
+def _follows(directory: Path, field: str, expected: Any) -> bool:
+    """False only when the stage recorded what it was made from and that is not `expected`."""
+    got = ((read_marker(directory, STARTED) or {}).get("inputs") or {}).get(field)
+    return got is None or expected is None or got == expected
+
+
+def _key(directory: Path) -> Any:
+    return (read_marker(directory, STARTED) or {}).get("key")
+
+
+def stale_work(run_dir: Path, arms: list[str]) -> dict[tuple[str, str], str]:
+    """{(stage, arm): why} for work not made from the current pool: each stage's marker records the
+    key (or pairs) it was made from, checked link by link up to the pool being generated now."""
+    L, out = RunLayout(run_dir), {}
+    scores_current = _follows(L.scores, "after", _key(L.candidates))
+    for arm in arms:
+        if not (scores_current and _follows(L.arm(arm), "after", _key(L.scores))):
+            why = "selected from an earlier pool or scoring"
+            out.update({("select", arm): why, ("train", arm): why, ("profile", arm): why})
+        elif not _follows(L.student(arm), "data", (read_marker(L.arm(arm), DONE) or {}).get("pairs")):
+            out.update({("train", arm): "trained on other pairs", ("profile", arm): "trained on other pairs"})
+        elif not _follows(L.profile_dir(arm), "after", _key(L.student(arm))):
+            out[("profile", arm)] = "profiled from an earlier student"
+    return out
 
 
 def _random_arm(config: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str | None:
@@ -108,30 +124,37 @@ def collect(run_dir: str | Path) -> RunData:
     if not is_run_dir(run_dir):
         raise HeirloomError(f"{run_dir}: not a heirloom run directory (no config.yaml or run.json; "
                             "`heirloom run CONFIG --run-dir DIR` makes one)")
-    run_meta = _read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    L = RunLayout(run_dir)
+    run_meta = read_json(L.run_meta) if L.run_meta.is_file() else {}
     config = _read_config(run_dir, run_meta)
     missing = [] if run_meta else ["run.json (provenance of the run) is missing"]
     arms = _arm_names(run_dir, config)
     data = RunData(run_dir, config, run_meta, arms, None, missing=missing)
-    for stage, sub in (("generate", "candidates"), ("score", "scores")):
-        data.stages[stage] = _stage_status(run_dir / sub)
+    data.stages["generate"], data.stages["score"] = stage_status(L.candidates), stage_status(L.scores)
 
+    stale = stale_work(run_dir, arms)
     absent: dict[tuple[str, str, str], list[str]] = {}  # (dir, file, stage status) -> names
-    for stage, parent, artifact, names in (("select", "arms", "summary.json", arms),
-                                           ("train", "students", "train.meta.json", arms),
-                                           ("profile", "profiles", "profile.json", [BASE] + arms)):
+    for stage, artifact, names in (("select", L.summary, arms), ("train", L.train_meta, arms),
+                                   ("profile", L.profile, [BASE] + arms)):
         for name in names:
-            d = run_dir / parent / name
-            status = _stage_status(d)
-            if status == "missing" and (d / artifact).is_file():
+            path = artifact(name)
+            parent = path.parent.parent.name
+            if (stage, name) in stale:
+                data.stages[f"{stage}:{name}"] = f"stale ({stale[stage, name]})"
+                line = f"{name}: {stale[stage, name]}; left out of the report (a rerun redoes it)"
+                if line not in data.missing:
+                    data.missing.append(line)
+                continue
+            status = stage_status(path.parent)
+            if status == "missing" and path.is_file():
                 status = "present, no stage marker"  # made outside the runner, or copied
             data.stages[f"{stage}:{name}"] = status
-            if not (d / artifact).is_file():
-                absent.setdefault((parent, artifact, f"{stage} stage {status}"), []).append(name)
+            if not path.is_file():
+                absent.setdefault((parent, path.name, f"{stage} stage {status}"), []).append(name)
             elif stage == "profile":
-                data.profiles[name] = Profile.load(d / artifact)
+                data.profiles[name] = Profile.load(path)
             else:
-                (data.summaries if stage == "select" else data.train_meta)[name] = _read_json(d / artifact)
+                (data.summaries if stage == "select" else data.train_meta)[name] = read_json(path)
     for (parent, artifact, why), names in absent.items():
         which = names[0] if len(names) == 1 else "{" + ", ".join(names) + "}"
         data.missing.append(f"{parent}/{which}/{artifact}: not written ({why})")
@@ -146,8 +169,7 @@ def collect(run_dir: str | Path) -> RunData:
 
 def inputs_of(data: RunData) -> list[str]:
     """The run files the report was made from (relative paths), for its provenance."""
-    files = ["config.yaml", "run.json"]
-    files += [f"arms/{a}/summary.json" for a in data.summaries]
-    files += [f"students/{a}/train.meta.json" for a in data.train_meta]
-    files += [f"profiles/{p}/profile.json" for p in data.profiles]
-    return [f for f in files if (data.run_dir / f).is_file()]
+    L = RunLayout(data.run_dir)
+    files = [L.config, L.run_meta] + [L.summary(a) for a in data.summaries]
+    files += [L.train_meta(a) for a in data.train_meta] + [L.profile(p) for p in data.profiles]
+    return [f.relative_to(L.root).as_posix() for f in files if f.is_file()]

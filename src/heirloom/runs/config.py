@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..errors import HeirloomError
 from ..generation.base import SamplingParams
@@ -107,7 +107,12 @@ class RunConfig(_Strict):
     arms: list[ArmConfig] = Field(..., min_length=1, description="selection arms; each trains one student")
     student: StudentConfig = Field(default_factory=StudentConfig)
     profiling: dict[str, Any] = Field(default_factory=dict, description="profile config (see `heirloom profile --help`)")
+    data_dir: str | None = Field(None, description="data directory laid out like the project's shared data "
+                                 "(bbq/, crows_pairs/, ...) where profiling finds the data no path names; "
+                                 "overrides HEIRLOOM_DATA (profiling.data_dir, when set, wins)")
     report: bool = Field(True, description="write the HTML report and figures at the end")
+
+    _source: str | None = PrivateAttr(None)  # the file it was read from, for error messages
 
     @model_validator(mode="after")
     def _check(self):
@@ -131,21 +136,37 @@ class RunConfig(_Strict):
         if not any(a.objective.kind == "random" for a in self.arms):
             # every result is read against the random baseline on the same pool
             self.arms.append(ArmConfig(name="random", objective="random"))
-        scored = {_metric_name(m) for m in self.scoring.metrics}
+        # Checked against the columns scoring will write (a spec's `column=` renames one), so a
+        # wrong name fails here rather than at the select stage, after generation.
+        from ..pools import POOL_METRIC_COLUMNS
+        from ..selection.objectives import Constraint
+
+        produced = scored_columns(self.scoring.metrics)
+        available = ", ".join([*produced, *POOL_METRIC_COLUMNS])
         for i, arm in enumerate(self.arms):
-            missing = [m for m in arm.objective.metrics() if m not in scored]
-            if missing:
-                raise ValueError(f"arms.{i}.objective uses {', '.join(missing)}, which scoring.metrics does not score")
+            try:
+                bounds = [Constraint.parse(c).metric for c in arm.constraints]
+            except HeirloomError as e:
+                raise ValueError(f"arms.{i}.constraints: {e}") from None
+            for where, names in (("objective", arm.objective.metrics() + [c.metric for c in arm.objective.constraints]),
+                                 ("constraints", bounds)):
+                missing = [m for m in dict.fromkeys(names) if m not in produced and m not in POOL_METRIC_COLUMNS]
+                if missing:
+                    raise ValueError(f"arms.{i}.{where} uses {', '.join(missing)}, which scoring does not produce "
+                                     f"(metric columns: {available})")
+        if self.data_dir is not None:
+            self.profiling.setdefault("data_dir", self.data_dir)  # the profile stage reads it from there
         return self
 
     def random_arm(self) -> ArmConfig | None:
         return next((a for a in self.arms if a.objective.kind == "random"), None)
 
 
-def _metric_name(spec: str) -> str:
-    from ..metrics import get_metric
+def scored_columns(specs: list[str]) -> list[str]:
+    """The columns `score_table` writes for these metric specs (each metric's name, or its `column=`)."""
+    from ..metrics.registry import get_metrics
 
-    return get_metric(spec).name
+    return [m.column for m in get_metrics(specs)]
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -159,4 +180,5 @@ def load_run_config(path: str | Path) -> RunConfig:
         msg = str(e)
         raise HeirloomError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     validate(ProfileConfig, config.profiling, str(path), prefix="profiling")
+    config._source = str(path)
     return config

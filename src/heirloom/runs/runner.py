@@ -1,37 +1,41 @@
 """Run a config end to end: generate, score, select, train, profile, report.
 
-Each stage writes into its own directory of the run with a marker keyed by
-the hash of its config and of its inputs' keys (`stages.Stage`), so:
+Each stage writes into its own directory of the run (`layout`) with a marker keyed
+by the hash of what decides its output (`markers.Stage`, `keys`), so:
 - a finished stage is skipped on a rerun;
 - a killed stage resumes (candidates batch by batch, training from its last
   checkpoint, profiles suite by suite);
-- a stage whose config or inputs changed is redone from scratch, and so is
-  everything downstream of it, because downstream keys include its key.
+- a stage whose inputs changed is redone, its earlier work moved to `.stale/`.
 
-Layout of a run directory:
-    config.yaml            the validated config, as run
-    prompts/prompts.jsonl
-    candidates/pool.parquet (+ work file candidates.jsonl while generating)
-    scores/scored.parquet
-    arms/<arm>/selected.jsonl, summary.json, candidates.parquet
-    students/<arm>/        adapter/, merged/, train.meta.json
-    profiles/base/, profiles/<arm>/   profile.json
-    report/index.html, report/figures/*.png
+What each stage is keyed on (docs/runs.md has the table):
+    generate  prompts, seed, sampling, each teacher's identity and stop strings
+    score     the pool's key, the text column, each metric's column and fingerprint
+    select    the scores' key, the objective (with constraints), seed, max_candidates
+    train     the selected (prompt, completion) pairs' content hash, the student's
+              identity (a local directory's content hash), the training config
+    profile   the trained student's key (base: the student's identity), the profile
+              config and the fingerprints of the metrics its suites score with
+Selection is cheap and redone with the scores; training is keyed on the pairs it
+reads, so a metric no objective uses can come and go without retraining anyone.
+The work of generate, score and select is in `stages` (shared with the CLI).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import HeirloomError
-from ..provenance import record
+from ..provenance import config_hash, record
 from ..tables import read_table, write_json, write_table
 from .config import RunConfig
-from .stages import Stage
+from .preflight import preflight
+from .layout import BASE, RunLayout
+from .markers import Stage, retire_others
 
 STAGES = ("generate", "score", "select", "train", "profile", "report")
 
@@ -46,15 +50,17 @@ class RunResult:
 class Runner:
     def __init__(self, config: RunConfig, run_dir: str | Path, progress: bool = True, log=print):
         self.config, self.dir, self.progress, self.log = config, Path(run_dir), progress, log
+        self.layout = RunLayout(self.dir)
         self.result = RunResult(self.dir)
 
     # --- orchestration -------------------------------------------------------
     def run(self, until: str | None = None) -> RunResult:
         if until is not None and until not in STAGES:
             raise HeirloomError(f"--until: unknown stage {until!r} (stages: {', '.join(STAGES)})")
+        preflight(self.config, self.dir, until=until)  # fails in seconds, before anything is written or loaded
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json(record(config=self.config.model_dump(mode="json")), self.dir / "run.json")
-        _write_yaml(self.config, self.dir / "config.yaml")
+        write_json(record(config=self.config.model_dump(mode="json")), self.layout.run_meta)
+        _write_yaml(self.config, self.layout.config)
         for name in STAGES:
             if name == "report" and not self.config.report:
                 continue
@@ -65,145 +71,134 @@ class Runner:
                 break
         return self.result
 
-    def _stage(self, directory: str, name: str, inputs) -> Stage:
-        stage = Stage.of(self.dir / directory, name, inputs, log=self.log)
+    def _stage(self, directory: Path, name: str, inputs) -> Stage:
+        stage = Stage.of(directory, name, inputs, log=self.log)
         if stage.is_done():
-            self.result.skipped.append(name if directory == name else f"{name}:{directory}")
+            where = directory.relative_to(self.dir).as_posix()
+            self.result.skipped.append(name if where == name else f"{name}:{where}")
         return stage
+
+    @cached_property
+    def student_identity(self) -> str:
+        from .keys import model_identity
+
+        return model_identity(self.config.student.model)
 
     # --- stages ----------------------------------------------------------------
     def _prompts(self) -> pd.DataFrame:
-        from ..prompts import load_prompts
+        from ..prompts import load_prompt_sources
 
         p = self.config.prompts
-        sources = [p.source] if isinstance(p.source, str) else p.source
-        parts = [load_prompts(s, column=p.column, split=p.split) for s in sources]
-        prompts = pd.concat(parts, ignore_index=True).drop_duplicates("prompt_id", ignore_index=True)
-        return prompts if p.limit is None else prompts.head(p.limit)
+        return load_prompt_sources(p.source, column=p.column, split=p.split, limit=p.limit)
 
     def _generate(self) -> None:
-        from ..candidates import finalize_pool, generate_candidates
-        from ..generation import make_backend
         from ..models.refs import ModelRef
-        from ..pools import import_outputs, merge_pools, validate_pool
+        from .keys import content_hash
+        from .stages import generate_pool
 
-        c = self.config
+        c, L = self.config, self.layout
         prompts = self._prompts()
         # Keyed on what decides the samples; how they are computed (servers, replicas, batch size,
         # device, backend options) is recorded in the marker but changing it does not restart the run.
+        # The prompts and imported outputs are keyed by content: an edited prompt file is new work.
         key = {"prompts": c.prompts.model_dump(), "n_prompts": len(prompts), "seed": c.seed,
-               "teachers": [{"model": t.model and ModelRef.parse(t.model).identity, "outputs": t.outputs, "stop": t.stop}
+               "prompts_sha256": config_hash(prompts[["prompt_id", "prompt"]].to_dict("list")),
+               "teachers": [{"model": t.model and ModelRef.parse(t.model).identity, "outputs": t.outputs,
+                             "outputs_sha256": t.outputs and [content_hash(o) for o in t.outputs], "stop": t.stop}
                             for t in c.teachers],
                "generation": c.generation.model_dump(mode="json")}
-        stage = self.gen_stage = self._stage("candidates", "generate", key)
+        stage = self.gen_stage = self._stage(L.candidates, "generate", key)
         if stage.is_done():
             return
-        d = stage.begin({**key, "teachers": [t.model_dump() for t in c.teachers]})
-        write_table(prompts, d / "prompts.jsonl")
-        parts, live = [], []
-        for t in c.teachers:
-            if t.outputs is not None:
-                imported = import_outputs(t.outputs, prompts=prompts)
-                imported = imported[imported["prompt_id"].isin(prompts["prompt_id"])]  # this run's prompts only
-                if imported.empty:
-                    raise HeirloomError(f"teachers: no generation in {', '.join(t.outputs)} matches a prompt "
-                                        f"of this run (matched by instruction text)")
-                missing = len(set(prompts["prompt_id"]) - set(imported["prompt_id"]))
-                if missing:
-                    self.log(f"[generate] {missing} prompt(s) have no imported candidate in {', '.join(t.outputs)}")
-                parts.append(imported)
-                continue
-            ref = ModelRef.parse(t.model)
-            params = c.generation.sampling(t.stop).model_copy(update={"seed": c.seed})
-            options = {"device": t.device, "batch_size": t.batch_size} if ref.backend == "hf" else {}
-            options.update(t.options)
-            self.log(f"[generate] {ref}: {len(prompts)} prompts x k={c.generation.k}")
-            backend = make_backend(ref, **options)
-            generate_candidates(backend, prompts, c.generation.k, params, d / "candidates.jsonl",
-                                teacher=ref.identity, chat=c.generation.chat, progress=self.progress)
-            backend.close()
-            live.append(ref.identity)
-        if live:
-            parts.insert(0, finalize_pool(d / "candidates.jsonl", prompts, live, c.generation.k))
-        pool = parts[0] if len(parts) == 1 else merge_pools(parts)[0]
-        pool = validate_pool(pool, str(d / "pool.parquet"))
-        write_table(pool, d / "pool.parquet")
+        stage.begin({**key, "teachers": [t.model_dump() for t in c.teachers]})
+        write_table(prompts, L.prompts)
+        params = c.generation.sampling().model_copy(update={"seed": c.seed})
+        pool = generate_pool(prompts, c.teachers, c.generation.k, params, L.pool, work=L.work_file,
+                             chat=c.generation.chat, progress=self.progress, log=self.log)
         stage.finish(n_candidates=len(pool), teachers=sorted(pool["teacher"].unique()))
 
     def _score(self) -> None:
-        from ..scoring import score_table, scoring_record
+        from ..metrics.registry import get_metrics
+        from ..scoring import scoring_record
+        from .stages import score_pool
 
-        inputs = {"after": self.gen_stage.key, "scoring": self.config.scoring.model_dump()}
-        stage = self.score_stage = self._stage("scores", "score", inputs)
+        s = self.config.scoring
+        inputs = {"after": self.gen_stage.key, "column": s.column,
+                  "metrics": [[m.column, m.fingerprint()] for m in get_metrics(s.metrics)]}
+        stage = self.score_stage = self._stage(self.layout.scores, "score", inputs)
         if stage.is_done():
             return
-        d = stage.begin(inputs)
-        pool = read_table(self.dir / "candidates" / "pool.parquet")
-        self.log(f"[score] {len(pool)} candidates with {', '.join(self.config.scoring.metrics)}")
-        scored = score_table(pool, self.config.scoring.metrics, column=self.config.scoring.column,
-                             progress=self.progress, source=str(self.dir / "candidates" / "pool.parquet"))
-        write_table(scored, d / "scored.parquet")
+        stage.begin({**inputs, "specs": s.metrics})
+        self.log(f"[score] {self.layout.pool} with {', '.join(s.metrics)}")
+        scored = score_pool(self.layout.pool, self.layout.scored, s.metrics, column=s.column, progress=self.progress)
         stage.finish(scoring=scoring_record(scored))
 
     def _select(self) -> None:
-        from ..selection import select, summarize, with_constraints
-        from ..selection.select import require_selected
+        from ..selection import select, with_constraints
+        from ..training.data import data_hash
+        from .stages import select_pool
 
-        scored = read_table(self.dir / "scores" / "scored.parquet")
-        random_arm = self.config.random_arm()
-        baseline = select(scored, random_arm.objective, seed=self.config.seed)
-        self.select_stages = {}
-        for arm in self.config.arms:
+        c, L = self.config, self.layout
+        retire_others(L.arms, [a.name for a in c.arms], log=self.log)
+        scored = read_table(L.scored)
+        baseline = select(scored, c.random_arm().objective, seed=c.seed)
+        for arm in c.arms:
             objective = with_constraints(arm.objective, arm.constraints)
-            inputs = {"after": self.score_stage.key, "objective": objective.model_dump(), "seed": self.config.seed,
+            inputs = {"after": self.score_stage.key, "objective": objective.model_dump(), "seed": c.seed,
                       "max_candidates": arm.max_candidates}
-            stage = self.select_stages[arm.name] = self._stage(f"arms/{arm.name}", "select", inputs)
+            stage = self._stage(L.arm(arm.name), "select", inputs)
             if stage.is_done():
                 continue
-            d = stage.begin(inputs)
+            stage.begin(inputs)
             pool = scored if arm.max_candidates is None else scored[scored["sample_index"] < arm.max_candidates]
-            result = select(pool, objective, seed=self.config.seed, source=f"arm {arm.name}")
-            require_selected(result, f"arm {arm.name}")
-            summary = summarize(pool, result, baseline=baseline)
-            write_table(result.selected, d / "selected.jsonl")
-            write_table(result.candidates, d / "candidates.parquet")
-            write_json({**summary.to_dict(), "arm": arm.name, "objective_kind": objective.kind,
-                        "objective_metrics": objective.metrics(), "max_candidates": arm.max_candidates,
-                        "k": self.config.generation.k}, d / "summary.json")
+            source = f"{L.scored} (arm {arm.name}" + (f", first {arm.max_candidates} samples per teacher)"
+                                                       if arm.max_candidates is not None else ")")
+            result, summary = select_pool(pool, objective, c.seed, L.selected(arm.name),
+                                          L.selection_record(arm.name), L.summary(arm.name), source,
+                                          baseline=baseline, extra={"arm": arm.name, "max_candidates":
+                                                                    arm.max_candidates, "k": c.generation.k})
             self.log(f"[select] {arm.name}: {objective.describe()}\n{summary.render()}")
             if len(result.unqualified):
                 self.log(f"[select] {arm.name}: {len(result.unqualified)} prompt(s) had no eligible candidate "
-                         f"(listed in {d / 'summary.json'})")
-            stage.finish(stats=result.stats)
+                         f"(listed in {L.summary(arm.name)})")
+            stage.finish(stats=result.stats, pairs=data_hash(result.selected))
 
     def _train(self) -> None:
+        from ..training.data import data_hash
         from ..training.sft import train_student
 
-        s = self.config.student
+        s, L = self.config.student, self.layout
         training = s.training.model_copy(update={"seed": self.config.seed})
+        retire_others(L.students, [a.name for a in self.config.arms], log=self.log)
         self.train_stages = {}
         for arm in self.config.arms:
-            inputs = {"after": self.select_stages[arm.name].key, "student": s.model, "training": training.fingerprint()}
-            stage = self.train_stages[arm.name] = self._stage(f"students/{arm.name}", "train", inputs)
+            # Keyed on the pairs it learns from, not on the selection's key: a rescoring that picks
+            # the same pairs (a metric added or dropped elsewhere) leaves the student alone.
+            inputs = {"data": data_hash(read_table(L.selected(arm.name))), "student": self.student_identity,
+                      "training": training.fingerprint()}
+            stage = self.train_stages[arm.name] = self._stage(L.student(arm.name), "train", inputs)
             if stage.is_done():
                 continue
-            d = stage.begin(inputs)  # a killed training resumes from its checkpoint under the same key
+            d = stage.begin({**inputs, "student_ref": s.model})  # a killed training resumes from its checkpoint
             self.log(f"[train] {arm.name}: {s.model} ({training.method})")
-            res = train_student(self.dir / "arms" / arm.name / "selected.jsonl", s.model, d, training,
-                                progress=self.progress)
+            res = train_student(L.selected(arm.name), s.model, d, training, progress=self.progress)
             stage.finish(final_loss=res.final_loss, steps=res.steps, seconds=res.seconds)
 
     def _profile(self) -> None:
         from ..profiling.suites import ProfileConfig, profile_model
+        from .keys import profile_scorers
 
+        L = self.layout
         config = ProfileConfig(**self.config.profiling)
-        targets = {"base": (self.config.student.model, None)}
+        settings = {"profiling": config.model_dump(mode="json", exclude={"batch_size"}),
+                    "scorers": profile_scorers(config)}
+        targets = {BASE: (self.config.student.model, None)}
         for arm in self.config.arms:
-            targets[arm.name] = (str(self.dir / "students" / arm.name / "merged"), self.train_stages[arm.name].key)
+            targets[arm.name] = (str(L.merged(arm.name)), self.train_stages[arm.name].key)
+        retire_others(L.profiles, list(targets), log=self.log)
         for name, (model, after) in targets.items():
-            inputs = {"model": model if after is None else None, "after": after,
-                      "profiling": config.model_dump(mode="json")}
-            stage = self._stage(f"profiles/{name}", "profile", inputs)
+            inputs = {"model": self.student_identity if after is None else None, "after": after, **settings}
+            stage = self._stage(L.profile_dir(name), "profile", inputs)
             if stage.is_done():
                 continue
             d = stage.begin(inputs)

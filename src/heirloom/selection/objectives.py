@@ -73,6 +73,12 @@ class _Objective(_Config):
         """Metrics the score reads: a NaN in any of them keeps a candidate from winning."""
         return []
 
+    @property
+    def directions(self) -> dict[str, str]:
+        """{metric: maximize | minimize | target} for every metric the score reads (what "better"
+        means for it here; constraints are bounds, not directions)."""
+        return {}
+
     def score(self, get: Getter, n: int) -> np.ndarray:
         """One float per candidate, higher is better."""
         raise NotImplementedError
@@ -90,6 +96,10 @@ class MetricObjective(_Objective):
 
     def metrics(self):
         return [self.metric]
+
+    @property
+    def directions(self):
+        return {self.metric: self.direction}
 
     def score(self, get, n):
         return _sign(self.direction) * get(self.metric)
@@ -115,6 +125,10 @@ class WeightedObjective(_Objective):
 
     def metrics(self):
         return [t.metric for t in self.terms]
+
+    @property
+    def directions(self):
+        return {t.metric: t.direction for t in self.terms}
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         ok = ~np.isnan(x)
@@ -157,6 +171,10 @@ class LexicographicObjective(_Objective):
     def metrics(self):
         return [t.metric for t in self.order]
 
+    @property
+    def directions(self):
+        return {t.metric: t.direction for t in self.order}
+
     def signed(self, get) -> list[tuple[np.ndarray, float]]:
         return [(_sign(t.direction) * get(t.metric), t.tolerance) for t in self.order]
 
@@ -178,6 +196,10 @@ class TargetObjective(_Objective):
 
     def metrics(self):
         return [self.metric]
+
+    @property
+    def directions(self):
+        return {self.metric: "target"}
 
     def score(self, get, n):
         return -np.abs(get(self.metric) - self.value)

@@ -41,10 +41,6 @@ class SelectionResult:
     unqualified: pd.DataFrame  # prompt_id, prompt, n_candidates, reason
     stats: dict[str, Any] = field(default_factory=dict)
 
-    def pairs(self) -> pd.DataFrame:
-        """SFT pairs (`prompt`, `completion`) with their provenance and scores."""
-        return self.selected
-
 
 def _groups(sorted_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) positions of each run of equal codes."""

@@ -1,9 +1,10 @@
 """Supervised fine-tuning of the student on selected pairs (TRL, LoRA by default).
 
 `config.py` the options; `data.py` tokenization and labels (completion-only loss,
-end-of-turn trained); `trainer.py` the TRL trainer; `sft.py` the stage
-(`train_student`) and its artifacts; `log.py` the loss log. Importing this
-package does not import torch.
+end-of-turn trained); `packing.py` packed batches and per-example attention;
+`trainer.py` the TRL trainer; `checkpoints.py` which checkpoint a rerun resumes
+from (half-written ones moved aside); `sft.py` the stage (`train_student`) and its
+artifacts; `log.py` the loss log. Importing this package does not import torch.
 """
 
 from .config import TrainConfig, load_train_config

@@ -1,12 +1,13 @@
 """How the student is fine-tuned: one validated config, described once.
 
 `TrainConfig` holds the knobs a user may turn (method, LoRA shape, optimisation,
-length limit, checkpointing, device). Everything else the trainer needs is
-derived from it in `sft.py`; values that depend on the method or the hardware
-(learning rate, bf16) are resolved by the properties below, so the resolved
-value is what provenance records. It leaves out what TRL/transformers expose
-but this project does not use (packing, DeepSpeed configs, schedulers other
-than linear): those belong in an `accelerate` config, not here.
+length limit, batch layout, precision, checkpointing, device). Everything else
+the trainer needs is derived from it in `sft.py`; values that depend on the
+method or the hardware (learning rate, dtype) are resolved by the methods below,
+so the resolved value is what provenance and the stage key record. It leaves out
+what TRL/transformers expose but this project does not use (packing across
+batches, DeepSpeed configs, schedulers other than linear): those belong in an
+`accelerate` config, not here.
 """
 
 from __future__ import annotations
@@ -64,23 +65,39 @@ class TrainConfig(BaseModel):
     resume: bool = Field(
         True, description="continue from the latest checkpoint in out_dir/checkpoints when there is one")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' = CUDA when available (accelerate decides)")
-    bf16: bool | None = Field(None, description="bf16 mixed precision; unset = on when CUDA supports it")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="compute precision: 'bfloat16' = mixed precision (bf16 autocast; weights, LoRA adapters "
+        "and optimizer state stay float32), 'auto' = bfloat16 on a CUDA device that supports it and on CPUs with "
+        "native bf16 (AVX512-BF16 or AMX), float32 elsewhere")
+    batching: Literal["packed", "padded"] = Field(
+        "packed", description="'packed': a batch's examples end to end in one row, attention within each example, "
+        "logits only where the loss is computed; 'padded': right-padded rows through TRL's collator and loss")
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory (slower)")
 
     @property
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
 
-    def use_bf16(self) -> bool:
+    def train_device(self) -> str:
+        """'cuda' or 'cpu': where the Trainer will run ('auto' = CUDA when available)."""
         import torch
 
-        if self.bf16 is not None:
-            return self.bf16
-        return self.device != "cpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return "cuda" if self.device != "cpu" and torch.cuda.is_available() else "cpu"
+
+    def resolved_dtype(self) -> str:
+        """'bfloat16' or 'float32': the compute precision `dtype` means on this machine."""
+        from ..models.precision import dtype_name, resolve_dtype
+
+        return dtype_name(resolve_dtype(self.dtype, self.train_device()))
+
+    def use_bf16(self) -> bool:
+        return self.resolved_dtype() == "bfloat16"
 
     def fingerprint(self) -> dict:
-        """The fields that change what is trained (resume, logging and saving cadence do not)."""
-        return self.model_dump(exclude={"resume", "logging_steps", "save_steps", "save_total_limit"})
+        """The fields that change what is trained (resume, logging and saving cadence do not), with the
+        precision resolved: 'auto' trains differently on a CPU with and without bf16."""
+        return {**self.model_dump(exclude={"resume", "logging_steps", "save_steps", "save_total_limit"}),
+                "dtype": self.resolved_dtype()}
 
 
 def load_train_config(path: str | Path | None = None, **overrides) -> TrainConfig:

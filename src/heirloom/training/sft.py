@@ -7,6 +7,7 @@ when asked), then write into `out_dir`:
     adapter/          the LoRA adapter (LoRA only)
     merged/           a plain model + tokenizer, loadable with `load_hf(str(out_dir / "merged"))`
     checkpoints/      trainer checkpoints and `run.json` (what they were made from)
+    checkpoints-incomplete/  only after a kill during a save: the half-written checkpoint, moved aside
     train_log.jsonl   one record per logging step (loss, learning rate, grad norm, ...)
     train.meta.json   provenance: config, student, data hash, sizes, final loss
 
@@ -22,14 +23,16 @@ import os
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import HeirloomError
-from ..provenance import config_hash, record
+from ..models.loader import quiet_loading
+from ..provenance import record
 from ..tables import write_json
+from .checkpoints import prepare_checkpoints
 from .config import TrainConfig
 from .data import data_hash, encode_pairs, load_pairs
 from .trainer import build_trainer
@@ -53,45 +56,21 @@ class TrainResult:
     resumed_from: str | None
 
 
-def _is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
-
-
-def _prepare_checkpoints(checkpoints_dir: Path, fingerprint: dict, resume: bool) -> str | None:
-    """The checkpoint to resume from, after checking it was made from the same inputs."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    run_file = checkpoints_dir / "run.json"
-    last = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
-    if last and resume:
-        import json
-
-        made_from = json.loads(run_file.read_text()) if run_file.exists() else {}
-        if made_from.get("hash") != config_hash(fingerprint):
-            raise HeirloomError(
-                f"{checkpoints_dir}: checkpoints were made from a different student, data or config; "
-                "delete them, use another out dir, or set resume to false")
-    elif checkpoints_dir.exists() and _is_main_process():
-        shutil.rmtree(checkpoints_dir)  # ours alone: a fresh run must not rotate or mix old checkpoints
-        last = None
-    if _is_main_process():
-        write_json({"hash": config_hash(fingerprint), **fingerprint}, run_file)
-    return last if resume else None
-
-
 def load_student(student: str, config: TrainConfig):
-    """(model, tokenizer) on the CPU for the Trainer to place: fp32 weights, except a
-    frozen LoRA base in bf16 when training in bf16 (adapters stay fp32)."""
+    """(model, tokenizer) on the CPU for the Trainer to place, weights in `weights_dtype`."""
     from ..models import load_hf
 
-    model, tokenizer = load_hf(student, device="cpu", dtype=_dtype(config))
+    model, tokenizer = load_hf(student, device="cpu", dtype=weights_dtype(config))
     return model, tokenizer
 
 
-def _dtype(config: TrainConfig) -> str:
-    return "bfloat16" if config.method == "lora" and config.use_bf16() else "float32"
+def weights_dtype(config: TrainConfig) -> str:
+    """float32, except a frozen LoRA base on a GPU training in bf16 (memory; adapters stay float32).
+    On a CPU the base stays float32 under bf16 autocast: merging a small LoRA update into bf16
+    weights would round much of it away, and the per-step cast costs a few percent."""
+    if config.method == "lora" and config.use_bf16() and config.train_device() == "cuda":
+        return "bfloat16"
+    return "float32"
 
 
 def train_student(data: pd.DataFrame | str | os.PathLike, student: str, out_dir: str | os.PathLike,
@@ -114,11 +93,12 @@ def train_student(data: pd.DataFrame | str | os.PathLike, student: str, out_dir:
 
     digest = data_hash(pairs)
     ckpt_dir = out / "checkpoints"
-    resume_from = _prepare_checkpoints(
+    resume_from = prepare_checkpoints(
         ckpt_dir, {"student": student, "data_sha": digest, "config": config.fingerprint()}, config.resume)
     trainer = build_trainer(model, tokenizer, encoded, config, ckpt_dir, progress)
     start = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume_from)
+    with (nullcontext() if progress else quiet_loading()):  # checkpoint saves show transformers' bars
+        output = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start
     ran_steps = trainer.state.global_step - (_step_of(resume_from) if resume_from else 0)
 
@@ -144,7 +124,8 @@ def train_student(data: pd.DataFrame | str | os.PathLike, student: str, out_dir:
     write_train_log(history, result.log_path)
     write_json(record(
         stage="train", student=student, method=config.method, config=config.model_dump(),
-        resolved={"learning_rate": config.lr, "bf16": config.use_bf16(), "dtype": _dtype(config),
+        resolved={"learning_rate": config.lr, "dtype": config.resolved_dtype(), "weights_dtype": weights_dtype(config),
+                  "batching": config.batching,
                   "world_size": trainer.args.world_size, "device": str(trainer.args.device)},
         data={"source": source, "sha256_16": digest, **encoded.summary()},
         seed=config.seed, steps=result.steps, steps_this_session=ran_steps,
@@ -163,8 +144,9 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
     """Write to a temporary sibling and rename, so `merged/` is either complete or absent."""
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with quiet_loading():  # "Writing model shards" ignored --quiet; the train stage's log says what runs
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)

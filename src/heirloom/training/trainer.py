@@ -1,15 +1,21 @@
 """The TRL `SFTTrainer` over pre-tokenized pairs, configured from a `TrainConfig`.
 
 TRL's dataset preparation is skipped (`skip_prepare_dataset`): the input ids and
-labels from `data.encode_pairs` are what the model trains on, and TRL's default
-collator pads them (labels with -100, by length). LoRA adapters come from
-`lora_config`. Mixed precision, devices and several processes are the Trainer's
-and accelerate's business; the only change to TRL is the loss on CPU (below).
+labels from `data.encode_pairs` are what the model trains on. Batches are packed
+by default (`packing.PackedCollator`: one row per batch, attention within each
+example, logits only at the labelled positions, the loss through the model's own
+cross-entropy); `batching="padded"` keeps TRL's collator (right padding, labels
+padded with -100 by length). Precision is the Trainer's `bf16` flag: accelerate
+runs the forward under bf16 autocast while weights and optimizer state stay in
+the dtype they were loaded in (float32 on a CPU). LoRA adapters come from
+`lora_config`. Devices and several processes are the Trainer's and accelerate's
+business.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 from ..errors import HeirloomError
 from .config import TrainConfig
@@ -34,6 +40,7 @@ def build_trainer(model, tokenizer, encoded: EncodedPairs, config: TrainConfig,
     from trl import SFTConfig, SFTTrainer
 
     from .log import FinalStepLog
+    from .packing import PackedCollator
 
     if config.device == "cuda" and not torch.cuda.is_available():
         raise HeirloomError("training config: device is 'cuda' but no CUDA device is available")
@@ -54,40 +61,58 @@ def build_trainer(model, tokenizer, encoded: EncodedPairs, config: TrainConfig,
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
-        bf16=config.use_bf16(),
-        use_cpu=config.device == "cpu",
+        bf16=config.use_bf16(),  # autocast; weights and optimizer state keep their dtype
+        use_cpu=config.train_device() == "cpu",  # "auto" without CUDA too: else bf16 on a CPU is refused
         max_length=config.max_length,  # already enforced by encode_pairs
         dataset_kwargs={"skip_prepare_dataset": True},
         report_to="none",
         disable_tqdm=not progress,
         dataloader_num_workers=0,
-        dataloader_pin_memory=config.device != "cpu" and torch.cuda.is_available(),
+        dataloader_pin_memory=config.train_device() == "cuda",
         **_checkpointing_arg(SFTConfig, config.gradient_checkpointing),
     )
-    trainer = _trainer_class(SFTTrainer)(
-        model=model, args=args, train_dataset=encoded.to_dataset(), processing_class=tokenizer,
-        peft_config=lora_config(config) if config.method == "lora" else None,
-        callbacks=[FinalStepLog()],
-    )
+    with warnings.catch_warnings():
+        # peft reads `is_gradient_checkpointing`, which transformers 5 deprecates: not ours to fix, and
+        # a plain run should print no deprecation warning.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        trainer = _trainer_class(SFTTrainer)(
+            model=model, args=args, train_dataset=encoded.to_dataset(), processing_class=tokenizer,
+            peft_config=lora_config(config) if config.method == "lora" else None,
+            callbacks=[FinalStepLog()],
+            **({"data_collator": PackedCollator()} if config.batching == "packed" else {}),
+        )
+    trainer.heirloom_config = config
     if not progress:
         trainer.remove_callback(PrinterCallback)
     return trainer
 
 
 def _trainer_class(base):
-    """`SFTTrainer`, with the model's own cross-entropy on CPU.
+    """`SFTTrainer` with the loss and attention heirloom's batches need.
 
-    TRL computes the loss through a chunked log-prob kernel that never builds the
-    full logits: a memory saver with a Triton kernel on GPUs, but its CPU fallback
-    made LoRA steps of the embedded model ~1.7x slower than plain cross-entropy."""
+    Packed batches (they carry `shift_labels`): the model's own cross-entropy over
+    the kept logits, no cache (transformers ignores restarting position ids when a
+    cache is built), and per-example attention while training (`use_varlen_attention`).
+    Padded batches: TRL's loss, except on CPU, where TRL's chunked log-prob kernel
+    (a memory saver with a Triton kernel on GPUs) made LoRA steps of the embedded
+    model ~1.7x slower than plain cross-entropy."""
     from transformers import Trainer
+
+    from .packing import use_varlen_attention
 
     class HeirloomSFTTrainer(base):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if self.args.device.type != "cpu":
+            if "shift_labels" not in inputs and self.args.device.type != "cpu":
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             inputs["use_cache"] = False
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+        def train(self, *args, **kwargs):
+            config = self.heirloom_config
+            if config.batching != "packed":
+                return super().train(*args, **kwargs)
+            with use_varlen_attention(self.model, config.max_length):
+                return super().train(*args, **kwargs)
 
     return HeirloomSFTTrainer
 

@@ -49,6 +49,11 @@ class ToxicityBackend(ABC):
     def cache_key(self) -> str:
         """Scorer name, version and every setting that changes the values."""
 
+    @property
+    def label_text(self) -> str:
+        """The scorer for a reader, beside every number it produced (model and revision, version)."""
+        return self.cache_key
+
     @abstractmethod
     def score_batch(self, texts: list[str]) -> tuple[dict[str, np.ndarray], list[str | None]]:
         """({attribute: values}, reasons) for non-empty texts; NaN values need a reason."""

@@ -1,12 +1,17 @@
-"""`toxicity`: one metric over three backends, with the disk cache in front.
+"""`toxicity`: one metric over four backends, with the disk cache in front.
 
-    toxicity                                   alt-profanity-check (offline default)
-    toxicity:backend=detoxify:checkpoint=PATH  Detoxify from a local checkpoint
+    toxicity                                   alt-profanity-check (offline default; measures profanity)
+    toxicity:backend=classifier:model=unitary/toxic-bert
+                                               any transformers sequence-classification model
+    toxicity:backend=jigsaw-bilstm              the Jigsaw BiLSTM shipped in a PyPI package (offline)
     toxicity:backend=perspective:attribute=insult:qps=1
-                                               Perspective API ($PERSPECTIVE_API_KEY)
+                                               Perspective API ($PERSPECTIVE_API_KEY; closes 2026-12-31)
 
 Metric options (backend, attribute, cache) are validated here; every other option
-belongs to the backend and is validated by the backend's own options model.
+belongs to the backend and is validated by the backend's own options model. The
+former `detoxify` backend (a hand-downloaded `.ckpt` through the detoxify package)
+is gone: Detoxify's published models are transformers models on the hub, loaded
+by the classifier backend; `backend=detoxify` says so.
 """
 
 from __future__ import annotations
@@ -24,22 +29,28 @@ from .base import ToxicityBackend, check_attribute
 EMPTY = "empty text (skipped, as the paper's protocol skips empty samples)"
 
 
+DETOXIFY_MODELS = {"original": "unitary/toxic-bert", "unbiased": "unitary/unbiased-toxic-roberta",
+                   "multilingual": "unitary/multilingual-toxic-xlm-roberta"}
+
+
 def backends() -> dict[str, type[ToxicityBackend]]:
-    from .detoxify import Detoxify
+    from .bilstm import JigsawBiLSTM
+    from .classifier import Classifier
     from .perspective import Perspective
     from .profanity import ProfanityCheck
 
-    return {b.name: b for b in (ProfanityCheck, Detoxify, Perspective)}
+    return {b.name: b for b in (ProfanityCheck, Classifier, JigsawBiLSTM, Perspective)}
 
 
 class ToxicityOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["profanity-check", "detoxify", "perspective"] = Field(
-        "profanity-check", description="scorer: profanity-check (offline), detoxify (local checkpoint), "
-                                       "perspective (Perspective API)")
-    attribute: str | None = Field(None, description="which score of the backend (default: profanity, toxicity "
-                                                        "or TOXICITY, the backend's main one)")
+    backend: Literal["profanity-check", "classifier", "jigsaw-bilstm", "perspective"] = Field(
+        "profanity-check", description="scorer: profanity-check (offline, profanity), classifier (a transformers "
+                                       "toxicity classifier, model=...), jigsaw-bilstm (toxic-comment-classifier's "
+                                       "packaged BiLSTM), perspective (Perspective API)")
+    attribute: str | None = Field(None, description="which score of the backend (default: its main one: "
+                                                        "profanity, the classifier's toxic label, toxicity)")
     cache: bool = Field(True, description="read and write the disk cache of scores ($HEIRLOOM_CACHE)")
 
 
@@ -48,10 +59,15 @@ class ToxicityMetric(Metric):
     higher_is_better = False
     unit = "probability"
     version = "1"
-    description = "probability that the text is toxic/offensive (backends: profanity-check, detoxify, perspective)"
+    description = ("probability that the text is toxic/offensive (backends: profanity-check, classifier, "
+                   "jigsaw-bilstm, perspective)")
     Options = ToxicityOptions
 
     def __init__(self, **options: Any):
+        if options.get("backend") == "detoxify":
+            raise HeirloomError("toxicity backend 'detoxify' was replaced by the classifier backend: Detoxify's "
+                                "models are transformers models, e.g. toxicity:backend=classifier:model="
+                                + ", ".join(f"{v} ({k})" for k, v in DETOXIFY_MODELS.items()))
         own = {k: options.pop(k) for k in list(options) if k in ToxicityOptions.model_fields}
         super().__init__(**own)
         cls = backends()[self.options.backend]
@@ -64,11 +80,23 @@ class ToxicityMetric(Metric):
         return {**self.options.model_dump(exclude_defaults=True),
                 **self.backend_options.model_dump(exclude_defaults=True)}
 
+    @property
+    def scorer(self) -> str:
+        """Who scored, for a reader: e.g. 'classifier unitary/toxic-bert@5cc53439...' (shown beside numbers)."""
+        return f"{self.backend.name} {self.backend.label_text}, {self.attribute}"
+
+    def fingerprint(self) -> str:
+        return f"{self.name}@{self.version}|{self.attribute}|{self.backend.cache_key}"
+
     def info(self) -> dict[str, Any]:
         info = super().info()
         info["options"] = {**info["options"], "attribute": self.attribute,
                            **self.backend_options.model_dump(mode="json")}
         info["scorer"] = self.backend.cache_key
+        info["scorer_label"] = self.scorer
+        for key in ("revision", "content_sha256", "activation", "label"):  # the classifier's identity
+            if getattr(self.backend, key, None) is not None:
+                info[key] = getattr(self.backend, key)
         return info
 
     def compute(self, corpus: Corpus) -> Scores:

@@ -9,10 +9,16 @@ errors. A text the API refuses (HTTP 400, e.g. an unsupported language) gets NaN
 with the API's message; a refused key (401/403, or a 400 about the key) stops the
 run. The key is read from $PERSPECTIVE_API_KEY (configurable) and never printed.
 `endpoint` can point at any compatible server (tests use one on 127.0.0.1).
+
+Google/Jigsaw close the API on 2026-12-31. The backend keeps working for whatever
+still answers (a key while it lasts, a compatible server); after that date (UTC,
+read at call time) every error it raises adds that the API is closed and points
+to the classifier backend.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 
@@ -23,7 +29,20 @@ from ...errors import HeirloomError
 from .base import ToxicityBackend
 
 ENDPOINT = "https://commentanalyzer.googleapis.com/v1alpha1/comments:analyze"
+CLOSES = datetime.date(2026, 12, 31)  # last day the Perspective API answers (Google/Jigsaw's announcement)
 PAPER_ATTRIBUTES = ("TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "INSULT", "PROFANITY", "THREAT")
+
+
+def _today() -> datetime.date:
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def closed_error(message: str) -> HeirloomError:
+    """`message`, plus (after CLOSES) that the API is closed and what to use instead."""
+    if _today() > CLOSES:
+        message += (f"; the Perspective API closed on {CLOSES.isoformat()}: score toxicity with a classifier "
+                    "instead, e.g. toxicity:backend=classifier:model=unitary/toxic-bert (docs/metrics.md)")
+    return HeirloomError(message)
 
 
 class PerspectiveOptions(BaseModel):
@@ -49,7 +68,7 @@ class Perspective(ToxicityBackend):
     def check(self) -> None:
         self._key = os.environ.get(self.options.api_key_env, "")
         if not self._key:
-            raise HeirloomError(f"toxicity backend 'perspective' needs an API key in ${self.options.api_key_env}")
+            raise closed_error(f"toxicity backend 'perspective' needs an API key in ${self.options.api_key_env}")
         self._client = None
         self._next_at = 0.0
 
@@ -60,6 +79,10 @@ class Perspective(ToxicityBackend):
     @property
     def cache_key(self) -> str:
         return f"perspective|{self.options.endpoint}|{'+'.join(self.options.languages) or 'auto'}"
+
+    @property
+    def label_text(self) -> str:
+        return "API" if self.options.endpoint == ENDPOINT else self.options.endpoint
 
     def _wait_turn(self) -> None:
         # Strict spacing from the moment a request goes out: a late request never lets
@@ -92,7 +115,7 @@ class Perspective(ToxicityBackend):
                 wait = _retry_after(response) or self.options.backoff * 2 ** attempt
             if attempt < self.options.max_retries:
                 time.sleep(min(wait, 60.0))
-        raise HeirloomError(f"perspective: {self.options.endpoint}: {what} after {self.options.max_retries + 1} "
+        raise closed_error(f"perspective: {self.options.endpoint}: {what} after {self.options.max_retries + 1} "
                             "tries (scores so far are cached; rerun to resume)")
 
     def score_batch(self, texts):
@@ -102,8 +125,10 @@ class Perspective(ToxicityBackend):
             response = self._request(text)
             message = _error_message(response)
             if response.status_code in (401, 403) or (response.status_code == 400 and "api key" in message.lower()):
-                raise HeirloomError(f"perspective: {self.options.endpoint} refused the key in "
+                raise closed_error(f"perspective: {self.options.endpoint} refused the key in "
                                     f"${self.options.api_key_env} (HTTP {response.status_code}: {message})")
+            if response.status_code in (404, 410):  # the method is gone (e.g. the API closed): stop, not NaN
+                raise closed_error(f"perspective: {self.options.endpoint}: HTTP {response.status_code} ({message})")
             if response.status_code != 200:
                 reasons[i] = f"perspective HTTP {response.status_code}: {message}"
                 continue

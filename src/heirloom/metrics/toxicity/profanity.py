@@ -1,8 +1,8 @@
 """alt-profanity-check: an offline linear model (TF-IDF + calibrated SVM), the default.
 
 Fast (thousands of texts per second on a CPU) and always available, but it
-detects offensive/profane wording rather than toxicity in Perspective's sense;
-use the perspective or detoxify backends to reproduce the paper's numbers.
+detects offensive/profane wording rather than toxicity in Perspective's sense: it
+measures profanity. Use the classifier backend (a toxicity model) or perspective for toxicity.
 Its one attribute is `profanity`, `profanity_check.predict_prob(texts)` exactly.
 """
 
@@ -33,6 +33,10 @@ class ProfanityCheck(ToxicityBackend):
     @property
     def cache_key(self) -> str:
         return f"profanity-check@{self._version}"
+
+    @property
+    def label_text(self) -> str:
+        return self._version
 
     def score_batch(self, texts):
         from profanity_check import predict_prob

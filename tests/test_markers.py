@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from heirloom.runs.stages import STALE, Stage
+from heirloom.runs.layout import STALE
+from heirloom.runs.markers import Stage, retire_others
 
 
 def test_a_changed_config_moves_work_aside_and_changing_back_restores_it(tmp_path):
@@ -37,3 +38,18 @@ def test_a_directory_without_a_marker_is_left_alone(tmp_path):
     (b.directory / "mine.txt").write_text("keep")
     assert not Stage.of(tmp_path / "arm", "select", {"x": 1}).is_done()
     assert (tmp_path / "arm" / "mine.txt").read_text() == "keep"
+
+
+def test_arms_a_config_dropped_are_moved_aside_and_the_users_files_stay(tmp_path):
+    for name in ("kept", "dropped"):
+        stage = Stage.of(tmp_path / "arms" / name, "select", {"arm": name})
+        stage.begin()
+        stage.finish()
+    (tmp_path / "arms" / "mine").mkdir()  # no marker: not ours
+    notes = []
+    moved = retire_others(tmp_path / "arms", ["kept"], log=notes.append)
+    dropped_key = Stage.of(tmp_path, "select", {"arm": "dropped"}).key
+    assert moved == [tmp_path / "arms" / STALE / f"dropped-{dropped_key}"]
+    assert sorted(p.name for p in (tmp_path / "arms").iterdir()) == [STALE, "kept", "mine"]
+    assert (moved[0] / ".done.json").is_file() and "not in the config" in notes[0]
+    assert retire_others(tmp_path / "arms", ["kept"]) == []  # .stale itself is never an arm
