@@ -58,3 +58,14 @@ def test_the_python_api_exposes_every_stage():
         assert getattr(heirloom, name) is not None
     with pytest.raises(AttributeError):
         heirloom.no_such_thing
+
+
+def test_generate_quiet_prints_no_progress_bar(tmp_path, tiny_model_dir, capfd):
+    prompts = tmp_path / "p.csv"
+    pd.DataFrame({"question": ["Hi", "2+2?"]}).to_csv(prompts, index=False)
+    args = ["generate", "--model", str(tiny_model_dir), "--prompts", str(prompts), "--k", "2", "--max-new-tokens", "4"]
+    main([*args, "--out", str(tmp_path / "loud.jsonl")])
+    assert "candidates" in capfd.readouterr().err  # the bar is there by default, so the check below can fail
+    main([*args, "--out", str(tmp_path / "quiet.jsonl"), "--quiet"])
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out.startswith("wrote 4 candidates")

@@ -27,9 +27,10 @@ from .options import collect, parse_options, pydantic_options
 @click.option("--overwrite", is_flag=True,
               help="start OUT afresh even when it exists and was not made by `heirloom generate` "
                    "(an interrupted generation is then redone, not resumed)")
+@click.option("--progress/--quiet", default=True, help="show progress bars")
 @pydantic_options(SamplingParams)
 def command(models, prompts, column, split, limit, k, out, chat, batch_size, device, backend_options, overwrite,
-            **sampling):
+            progress, **sampling):
     """Write a candidate pool: one row per (prompt, teacher, sample).
 
     Resumable: run the same command again after an interruption and it continues
@@ -68,5 +69,5 @@ def command(models, prompts, column, split, limit, k, out, chat, batch_size, dev
             meta_path(path).unlink(missing_ok=True)
     teachers = [validate(TeacherConfig, {"model": text, "device": device, "batch_size": batch_size,
                                          "options": parse_options(backend_options)}, "generate") for text in models]
-    pool = generate_pool(prompt_set, teachers, k, params, out, chat=chat, log=lambda message: None)
+    pool = generate_pool(prompt_set, teachers, k, params, out, chat=chat, progress=progress, log=lambda message: None)
     click.echo(f"wrote {len(pool)} candidates ({len(prompt_set)} prompts x {len(teachers)} teacher(s) x k={k}) to {out}")

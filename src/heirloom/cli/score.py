@@ -18,7 +18,7 @@ import click
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="where to write the scored table (format from its suffix)")
 @click.option("--column", default="completion", help="the text column to score")
-@click.option("--progress/--no-progress", default=True, help="show progress bars")
+@click.option("--progress/--quiet", " /--no-progress", default=True, help="show progress bars")
 @click.option("--overwrite", is_flag=True,
               help="replace OUT when it exists and was not made by `heirloom score` (also when OUT is --in)")
 def command(in_path, metrics, out_path, column, progress, overwrite):

@@ -23,13 +23,19 @@ from .embedded import EMBEDDED
 def quiet_loading():
     """No transformers progress bars ("Loading weights", GGUF dequantization) inside: they ignored
     `--quiet`, and heirloom's own bars already say which stage runs."""
+    import functools
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    gguf_tqdm = gguf_utils.tqdm  # the GGUF dequantization bar is a plain tqdm the switch above misses
+    gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
     try:
         yield
     finally:
+        gguf_utils.tqdm = gguf_tqdm
         if was:
             hf_logging.enable_progress_bar()
 
@@ -89,8 +95,9 @@ def _dequantize_to_cache(gguf: Path) -> Path:
     plain.generation_config = loaded.generation_config
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with quiet_loading():
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     try:
         tmp.rename(target)  # atomic: a half-written cache entry is never visible
     except OSError:
