@@ -12,15 +12,16 @@ __version__ = "0.1.0"
 # One entry point per stage, in pipeline order; imported on first use, so
 # `import heirloom` (and `heirloom --help`) stays free of torch, numpy and pandas.
 _LAZY = {
-    "load_hf": "models",
-    "make_backend": "generation", "SamplingParams": "generation",
+    "load_hf": "models", "check_model": "models",
+    "make_backend": "generation", "SamplingParams": "generation", "check_options": "generation",
     "load_prompts": "prompts",
-    "generate_candidates": "candidates",
+    "generate_candidates": "candidates", "generate_pool": "runs.stages",
     "import_outputs": "pools", "merge_pools": "pools",
-    "get_metric": "metrics", "list_metrics": "metrics", "score_table": "scoring",
-    "select": "selection", "summarize": "selection", "parse_objective": "selection",
+    "get_metric": "metrics", "list_metrics": "metrics", "score_table": "scoring", "score_pool": "runs.stages",
+    "select": "selection", "summarize": "selection", "parse_objective": "selection", "select_pool": "runs.stages",
     "train_student": "training.sft", "TrainConfig": "training.config",
     "profile_model": "profiling.suites", "ProfileConfig": "profiling.suites", "Profile": "profiling.profile",
+    "check_data": "profiling",
     "compare": "profiling.compare",
     "write_report": "report",
     "load_run_config": "runs.config", "preflight": "runs.preflight", "run_config": "runs.runner",
