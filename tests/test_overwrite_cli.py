@@ -123,6 +123,18 @@ def test_generate_limit_must_be_positive(tmp_path, limit):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_a_bad_option_value_is_one_line_from_the_command_line(tmp_path, capsys, limit):
+    from heirloom.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--prompts", "quickstart", "--limit", limit, "--out", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: ") and "--limit" in err and "--help" in err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_the_prompt_api_rejects_a_limit_below_one():
     from heirloom.errors import HeirloomError
     from heirloom.prompts import load_prompts
