@@ -74,15 +74,24 @@ def comparisons(data: RunData, n_boot: int = 1000, seed: int = 0) -> tuple[pd.Da
     """(every arm vs base, every non-random arm vs the random arm), empty where profiles are missing."""
     from ..profiling.compare import compare
 
-    def against(ref_name: str | None, skip: set) -> pd.DataFrame:
-        ref = data.profiles.get(ref_name) if ref_name else None
-        parts = [compare(ref, [data.profiles[a]], n_boot=n_boot, seed=seed).assign(arm=a)
-                 for a in data.arms if ref is not None and a in data.profiles and a not in skip]
+    def against(ref_of, skip: set) -> pd.DataFrame:
+        parts = []
+        for a in data.arms:
+            name = ref_of(a)
+            ref = data.profiles.get(name) if name else None
+            if ref is not None and a in data.profiles and a not in skip and a != name:
+                parts.append(compare(ref, [data.profiles[a]], n_boot=n_boot, seed=seed).assign(arm=a))
         parts = [p for p in parts if len(p)]
         return pd.concat(parts, ignore_index=True)[COMPARE_COLUMNS] if parts else pd.DataFrame(
             columns=COMPARE_COLUMNS)
 
-    return against(BASE, set()), against(data.random_arm, {data.random_arm})
+    return against(lambda a: BASE, set()), against(lambda a: random_arm_of(data, a), {data.random_arm})
+
+
+def random_arm_of(data: RunData, arm: str) -> str | None:
+    """The random arm `arm` is read against: its own (an arm restricted to some teachers records the
+    random arm drawn from the same teachers, `random_arm` in summary.json), else the run's."""
+    return (data.summaries.get(arm) or {}).get("random_arm") or data.random_arm
 
 
 def _lookup(df: pd.DataFrame, arm: str, attribute: str) -> dict[str, Any]:
@@ -93,11 +102,12 @@ def _lookup(df: pd.DataFrame, arm: str, attribute: str) -> dict[str, Any]:
 def targeted_table(data: RunData, vs_base: pd.DataFrame, vs_random: pd.DataFrame) -> pd.DataFrame:
     """One row per (arm, objective metric, profile attribute measuring it)."""
     rows = []
-    base, rnd = data.profiles.get(BASE), data.profiles.get(data.random_arm or "")
+    base = data.profiles.get(BASE)
     for arm in data.arms:
         s = data.summaries.get(arm)
         if s is None or s.get("objective_kind") == "random":
             continue
+        rnd = data.profiles.get(random_arm_of(data, arm) or "")
         metrics = {m["metric"]: m for m in s.get("metrics", [])}
         for metric in s.get("objective_metrics") or []:
             sel = metrics.get(metric, {})

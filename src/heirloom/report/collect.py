@@ -106,11 +106,14 @@ def stale_work(run_dir: Path, arms: list[str]) -> dict[tuple[str, str], str]:
 
 
 def _random_arm(config: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str | None:
+    # the random pick from the whole pool (arms restricted to some `teachers` have their own)
     for arm, s in summaries.items():
-        if s.get("objective_kind") == "random":
+        if s.get("objective_kind") == "random" and not s.get("arm_teachers"):
             return arm
     for a in config.get("arms") or []:
         objective = a.get("objective") if isinstance(a, dict) else None
+        if isinstance(a, dict) and a.get("teachers"):
+            continue
         if objective == "random" or (isinstance(objective, dict) and objective.get("kind") == "random"):
             return str(a.get("name"))
     return None

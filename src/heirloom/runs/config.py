@@ -15,10 +15,11 @@ the file, the field path and what is wrong.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_serializer, model_validator
 
 from ..errors import HeirloomError
 from ..generation.base import SamplingParams
@@ -80,6 +81,23 @@ class ArmConfig(_Strict):
     constraints: list[str] = Field([], description="hard constraints, e.g. 'toxicity<0.1'")
     max_candidates: int | None = Field(
         None, ge=1, description="select among the first N samples of each teacher only (sweeps of k)")
+    teachers: list[str] | None = Field(
+        None, min_length=1, description="select among these teachers' candidates only (names as in the pool's "
+        "`teacher` column: a live teacher's model identity, an imported file's `generator`); default: all")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        data = handler(self)
+        if self.teachers is None and isinstance(data, dict):  # an arm without teachers is written as before
+            data.pop("teachers", None)
+        return data
+
+    @field_validator("teachers")
+    @classmethod
+    def _unique_teachers(cls, value):
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a teacher is listed twice")
+        return value
 
     @field_validator("objective")
     @classmethod
@@ -133,9 +151,19 @@ class RunConfig(_Strict):
             if identity in seen:  # servers and replicas aside, the same model gives the same samples
                 raise ValueError(f"teachers {seen[identity]} and {i} are the same model ({identity}); list it once")
             seen[identity] = i
-        if not any(a.objective.kind == "random" for a in self.arms):
+        if not any(a.objective.kind == "random" and a.teachers is None for a in self.arms):
             # every result is read against the random baseline on the same pool
-            self.arms.append(ArmConfig(name="random", objective="random"))
+            name = "random" if "random" not in names else "random.all"  # "random" may be a restricted arm
+            self.arms.append(ArmConfig(name=name, objective="random"))
+        # ... and an arm restricted to some teachers against a random pick from those teachers' candidates
+        for arm in list(self.arms):
+            if arm.teachers is not None and self.random_arm(arm) is None:
+                name = base = "random." + re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(sorted(arm.teachers)))
+                taken = {a.name for a in self.arms}
+                n = 2
+                while name in taken:
+                    name, n = f"{base}.{n}", n + 1
+                self.arms.append(ArmConfig(name=name, objective="random", teachers=sorted(arm.teachers)))
         # Checked against the columns scoring will write (a spec's `column=` renames one), so a
         # wrong name fails here rather than at the select stage, after generation.
         from ..pools import POOL_METRIC_COLUMNS
@@ -158,8 +186,12 @@ class RunConfig(_Strict):
             self.profiling.setdefault("data_dir", self.data_dir)  # the profile stage reads it from there
         return self
 
-    def random_arm(self) -> ArmConfig | None:
-        return next((a for a in self.arms if a.objective.kind == "random"), None)
+    def random_arm(self, arm: ArmConfig | None = None) -> ArmConfig | None:
+        """The random arm `arm` is read against: the one drawn from the same teachers' candidates
+        (the whole pool when `arm` is None or has no `teachers`)."""
+        teachers = None if arm is None or arm.teachers is None else set(arm.teachers)
+        return next((a for a in self.arms if a.objective.kind == "random"
+                     and (None if a.teachers is None else set(a.teachers)) == teachers), None)
 
 
 def scored_columns(specs: list[str]) -> list[str]:

@@ -10,6 +10,8 @@ will reach:
 3. every live teacher resolves (`models.check_model`: an installed alias, an
    existing .gguf, a directory that holds a model) and its backend options fit
    its backend (`generation.check_options`); every imported outputs file exists;
+   every arm's `teachers` names a teacher of the pool (a live teacher's identity,
+   an imported file's `generator`);
 4. the student resolves and is a model transformers loads (it is fine-tuned);
 5. every profiling suite finds its data (`profiling.check_data`);
 6. `student.training.max_length` leaves room for a completion after the longest
@@ -38,6 +40,7 @@ def preflight(config: RunConfig, run_dir: str | Path, until: str | None = None) 
     check_run_dir(run_dir)
     prompts = _check(config, "prompts", lambda: _load_prompts(config))
     _check_teachers(config)
+    _check_arm_teachers(config)
     if reached & {"train", "profile"}:
         _check_student(config)
     if "profile" in reached:
@@ -110,6 +113,40 @@ def _check_teachers(config: RunConfig) -> None:
         options = {**common_options(ref, {"device": t.device, "batch_size": t.batch_size}), **t.options}
         _check(config, f"teachers.{i}.model", lambda: check_model(ref))
         _check(config, f"teachers.{i}.options", lambda: check_options(ref, options))
+
+
+def teacher_names(config: RunConfig) -> list[str]:
+    """The names the pool's `teacher` column will hold: live identities, imported files' generators."""
+    import os
+
+    from ..models.refs import ModelRef
+    from ..tables import read_table
+
+    names: list[str] = []
+    for t in config.teachers:
+        if t.model is not None:
+            names.append(ModelRef.parse(t.model).identity)
+            continue
+        for f in t.outputs:
+            stem = os.path.splitext(os.path.basename(f))[0]
+            data = read_table(f)
+            if "generator" in data.columns:  # as pools.import_outputs names them
+                names.extend(data["generator"].fillna(stem).astype(str).unique())
+            else:
+                names.append(stem)
+    return list(dict.fromkeys(names))
+
+
+def _check_arm_teachers(config: RunConfig) -> None:
+    restricted = [(i, a) for i, a in enumerate(config.arms) if a.teachers is not None]
+    if not restricted:
+        return  # no file is read when no arm needs the names
+    known = _check(config, "teachers", lambda: teacher_names(config))
+    for i, arm in restricted:
+        unknown = [t for t in arm.teachers if t not in known]
+        if unknown:
+            raise HeirloomError(f"{_where(config)}: arms.{i}.teachers: arm {arm.name!r} names unknown teacher(s) "
+                                f"{', '.join(unknown)} (known: {', '.join(known)})")
 
 
 def _check_student(config: RunConfig) -> None:

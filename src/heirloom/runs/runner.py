@@ -141,22 +141,32 @@ class Runner:
         c, L = self.config, self.layout
         retire_others(L.arms, [a.name for a in c.arms], log=self.log)
         scored = read_table(L.scored)
-        baseline = select(scored, c.random_arm().objective, seed=c.seed)
+        baselines: dict[tuple[str, ...] | None, object] = {}  # one random pick per restricted pool
         for arm in c.arms:
             objective = with_constraints(arm.objective, arm.constraints)
             inputs = {"after": self.score_stage.key, "objective": objective.model_dump(), "seed": c.seed,
                       "max_candidates": arm.max_candidates}
+            restricted = arm.teachers is not None
+            if restricted:  # only then: configs without `teachers` keep their keys
+                inputs["teachers"] = sorted(arm.teachers)
             stage = self._stage(L.arm(arm.name), "select", inputs)
             if stage.is_done():
                 continue
             stage.begin(inputs)
-            pool = scored if arm.max_candidates is None else scored[scored["sample_index"] < arm.max_candidates]
-            source = f"{L.scored} (arm {arm.name}" + (f", first {arm.max_candidates} samples per teacher)"
-                                                       if arm.max_candidates is not None else ")")
+            full = scored[scored["teacher"].isin(arm.teachers)] if restricted else scored
+            group = tuple(sorted(arm.teachers)) if restricted else None
+            if group not in baselines:
+                baselines[group] = select(full, c.random_arm(arm).objective, seed=c.seed)
+            pool = full if arm.max_candidates is None else full[full["sample_index"] < arm.max_candidates]
+            source = f"{L.scored} (arm {arm.name}" + (f", teachers {', '.join(arm.teachers)}" if restricted else "") + \
+                (f", first {arm.max_candidates} samples per teacher)" if arm.max_candidates is not None else ")")
+            extra = {"arm": arm.name, "max_candidates": arm.max_candidates, "k": c.generation.k}
+            if restricted:
+                extra.update(arm_teachers=list(arm.teachers), random_arm=c.random_arm(arm).name,
+                             teacher_family=teacher_families(c, arm.teachers, self.config.student.model))
             result, summary = select_pool(pool, objective, c.seed, L.selected(arm.name),
                                           L.selection_record(arm.name), L.summary(arm.name), source,
-                                          baseline=baseline, extra={"arm": arm.name, "max_candidates":
-                                                                    arm.max_candidates, "k": c.generation.k})
+                                          baseline=baselines[group], extra=extra)
             self.log(f"[select] {arm.name}: {objective.describe()}\n{summary.render()}")
             if len(result.unqualified):
                 self.log(f"[select] {arm.name}: {len(result.unqualified)} prompt(s) had no eligible candidate "
@@ -214,6 +224,33 @@ class Runner:
         if summary.exists():  # the targeted changes against base and random, as the paper reads them
             self.log(summary.read_text(encoding="utf-8"))
         self.log(f"[report] {path}")
+
+
+def teacher_families(config: RunConfig, teachers: list[str], student: str) -> dict[str, str]:
+    """{teacher: "same" | "different" | "unknown"}: does it share a model family with the student?
+    Same identity, or the same `config.json` `model_type` for local or embedded models (read, not
+    loaded); imported generations and hub/served models whose config is not at hand are "unknown"."""
+    from ..models.refs import ModelRef
+
+    def identity(text):
+        try:
+            return ModelRef.parse(text).identity
+        except HeirloomError:
+            return None
+
+    from ..models.family import model_type
+
+    live = {identity(t.model): t.model for t in config.teachers if t.model is not None}
+    student_id, student_type = identity(student), model_type(student)
+    out = {}
+    for name in teachers:
+        if name == student_id:
+            out[name] = "same"
+            continue
+        kind = model_type(live[name]) if name in live else None
+        out[name] = "unknown" if kind is None or student_type is None else \
+            ("same" if kind == student_type else "different")
+    return out
 
 
 def _write_yaml(config: RunConfig, path: Path) -> None:
