@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 _PACKAGES = (
@@ -46,3 +48,57 @@ def record(**fields: Any) -> dict[str, Any]:
         "platform": platform.platform(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+# --- content hashes: a local model or data file named by its bytes, not its path ---------
+CACHE_FILE = "content-hashes.json"
+
+
+def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+    return out
+
+
+def _stamps(root: Path, files: list[Path]) -> list[list[Any]]:
+    return [[str(f.relative_to(root)) if f != root else f.name, f.stat().st_size, f.stat().st_mtime_ns]
+            for f in files]
+
+
+def content_hash(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, or of a directory's files (relative paths and bytes)."""
+    from .models.loader import cache_root
+
+    root = Path(path).expanduser().resolve()
+    files = _files(root)
+    stamps = _stamps(root, files)
+    cache_path = cache_root() / CACHE_FILE
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    hit = cache.get(str(root)) if isinstance(cache, dict) else None
+    if isinstance(hit, dict) and hit.get("stamps") == stamps:
+        return hit["sha256"]
+    total = hashlib.sha256()
+    for f, (name, _, _) in zip(files, stamps):
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        total.update(f"{name}\0{h.hexdigest()}\n".encode())
+    digest = total.hexdigest()
+    try:  # a cache that cannot be written only costs the next run the hashing again
+        cache = cache if isinstance(cache, dict) else {}
+        cache[str(root)] = {"stamps": stamps, "sha256": digest}
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache), encoding="utf-8")
+        tmp.replace(cache_path)
+    except OSError:
+        pass
+    return digest

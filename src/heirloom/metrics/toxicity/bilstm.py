@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import pickle
-import re
 from importlib import metadata
 from pathlib import Path
 

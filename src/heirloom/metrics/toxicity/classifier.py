@@ -117,7 +117,7 @@ class Classifier(ToxicityBackend):
         # What identifies the weights: the resolved hub commit, or the directory's content hash.
         self.revision = None if self.local else _hub_commit(self.source, o.revision, where)
         if self.local:  # the same content hash run stages key models on (remembered by file size and mtime)
-            from ...runs.keys import content_hash
+            from ...provenance import content_hash
 
             self.content_sha256 = content_hash(path)
         else:
