@@ -52,7 +52,10 @@ def test_an_arm_restricted_to_one_imported_teacher(tmp_path, tiny_model_dir, sha
         assert [t["teacher"] for t in summary["teachers"]] == ["Conifer-7B-DPO"]  # who won, in this pool
         assert summary["arm_teachers"] == ["Conifer-7B-DPO"]
         assert summary["random_arm"] == "random.Conifer-7B-DPO"
-        assert summary["teacher_family"] == {"Conifer-7B-DPO": "unknown"}  # imported: no config at hand
+        assert summary["teacher_family"] == {"Conifer-7B-DPO": "unknown"}  # its name states no base
+        assert summary["teacher_model_family"] == {"Conifer-7B-DPO": None}
+        assert summary["teacher_architecture"] == {"Conifer-7B-DPO": None}  # imported: no config at hand
+        assert summary["student_architecture"] == "llama"
     # the unrestricted arms are as before: the whole pool, no teachers recorded
     whole = json.loads((run_dir / "arms" / "long" / "summary.json").read_text())
     assert "arm_teachers" not in whole and "teacher_family" not in whole and len(whole["teachers"]) == 6

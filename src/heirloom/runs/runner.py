@@ -163,7 +163,7 @@ class Runner:
             extra = {"arm": arm.name, "max_candidates": arm.max_candidates, "k": c.generation.k}
             if restricted:
                 extra.update(arm_teachers=list(arm.teachers), random_arm=c.random_arm(arm).name,
-                             teacher_family=teacher_families(c, arm.teachers, self.config.student.model))
+                             **teacher_provenance(c, arm.teachers, self.config.student.model))
             result, summary = select_pool(pool, objective, c.seed, L.selected(arm.name),
                                           L.selection_record(arm.name), L.summary(arm.name), source,
                                           baseline=baselines[group], extra=extra)
@@ -227,9 +227,18 @@ class Runner:
 
 
 def teacher_families(config: RunConfig, teachers: list[str], student: str) -> dict[str, str]:
-    """{teacher: "same" | "different" | "unknown"}: does it share a model family with the student?
-    Same identity, or the same `config.json` `model_type` for local or embedded models (read, not
-    loaded); imported generations and hub/served models whose config is not at hand are "unknown"."""
+    """{teacher: "same" | "different" | "unknown"}: does it share a model family/base with the student?"""
+    return teacher_provenance(config, teachers, student)["teacher_family"]
+
+
+def teacher_provenance(config: RunConfig, teachers: list[str], student: str) -> dict:
+    """What a restricted arm's summary records about its teachers against the student:
+    `teacher_family` {teacher: same | different | unknown} (the student's own identity, else by
+    `models.family.family`: live teachers from their reference, imported ones from their
+    `generator` name), `teacher_model_family` / `teacher_architecture` {teacher: value or None},
+    and `student_model_family` / `student_architecture`. Families, never architectures, decide
+    "same": SmolLM2 is a llama architecture but not a Llama."""
+    from ..models.family import family, family_from_name, model_type, same_family
     from ..models.refs import ModelRef
 
     def identity(text):
@@ -238,19 +247,17 @@ def teacher_families(config: RunConfig, teachers: list[str], student: str) -> di
         except HeirloomError:
             return None
 
-    from ..models.family import model_type
-
     live = {identity(t.model): t.model for t in config.teachers if t.model is not None}
-    student_id, student_type = identity(student), model_type(student)
-    out = {}
-    for name in teachers:
-        if name == student_id:
-            out[name] = "same"
-            continue
-        kind = model_type(live[name]) if name in live else None
-        out[name] = "unknown" if kind is None or student_type is None else \
-            ("same" if kind == student_type else "different")
-    return out
+    student_id, student_family = identity(student), family(student)
+    families = {n: family(live[n]) if n in live else family_from_name(n) for n in teachers}
+    return {
+        "teacher_family": {n: "same" if n == student_id else same_family(families[n], student_family)
+                           for n in teachers},
+        "teacher_model_family": families,
+        "teacher_architecture": {n: model_type(live[n]) if n in live else None for n in teachers},
+        "student_model_family": student_family,
+        "student_architecture": model_type(student),
+    }
 
 
 def _write_yaml(config: RunConfig, path: Path) -> None:
