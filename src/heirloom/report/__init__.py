@@ -4,8 +4,8 @@
     path = write_report("runs/demo")          # runs/demo/report/index.html
 
 Modules: `collect` (read a run directory, list what is missing), `analysis`
-(comparisons, targeted-changes table, k sweep, NaN notes), `figures` and
-`selection_figures` (matplotlib, PNG), `html` (escaping, tables, the page),
+(comparisons, targeted-changes table, k sweep, NaN notes), `figures`,
+`inheritance_figures` and `selection_figures` (matplotlib, PNG), `html` (escaping, tables, the page),
 `build` (`write_report`). Matplotlib is imported only when a figure is drawn.
 """
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..provenance import record
 from ..tables import write_json, write_table
-from . import analysis, figures, selection_figures
+from . import analysis, figures, inheritance_figures, selection_figures
 from . import html as h
 from .collect import RunData, collect, inputs_of
 
@@ -31,25 +31,37 @@ FIGURES = {  # file name -> caption (the page numbers the figures it shows)
         "hatched where the metric is the arm's objective), the whole candidate pool (light grey) and a seeded"
         " random pick per prompt (dark grey), from arms/<arm>/summary.json."),
     "teacher_shares.png": (
-        "Multi-source selection: the share of kept answers that came from each teacher, per arm, against the "
-        "random pick and the pool's own share of candidates."),
+        "Multi-source selection: the share of kept answers that came from each teacher, per arm drawing from "
+        "two or more teachers, against the whole pool's random pick and its own share of candidates."),
     "fig1_percent_change.png": (
-        "Targeted and untargeted changes (the paper's Fig. 1 and 4). Percent change 100 x (arm - reference) /"
+        "Targeted and untargeted changes (the paper's Fig. 1). Percent change 100 x (arm - reference) /"
         " |reference| of each profile attribute (means; medians and spreads are in the tables), against the "
-        "base student (left) and against the random-selection arm (right). Error bars: bootstrap 95% CI over "
-        "items (paired when both profiles ran the same items). Shaded, bold rows are attributes some arm "
-        "targets; a hatched bar is the arm's own target. n/a: undefined (reference 0 or NaN)."),
+        "base student (left) and against the arm's own random arm (right: the random pick from the same "
+        "teachers' candidates, named in the legend and in the tables; random arms themselves are read against "
+        "base only). Error bars: bootstrap 95% CI over items (paired when both profiles ran the same items). "
+        "Shaded, bold rows are attributes some arm targets; a hatched bar is the arm's own target. n/a: "
+        "undefined (reference 0 or NaN)."),
     "fig2_passive_inheritance.png": (
-        "Passive inheritance (the paper's Fig. 2): percent change of every attribute after plain distillation"
-        " on unselected synthetic data (the random arm) against the base student; error bars are bootstrap "
-        "95% CIs."),
+        "Passive inheritance (the paper's Fig. 2): for every teacher, the percent change of every profiled "
+        "attribute (medians and spreads are in the tables) of the student trained on that teacher's answers as "
+        "they are (an arm with objective random restricted to that teacher) against the base student; one panel"
+        " per suite, each with its own x scale. Lines: bootstrap 95% CIs. n/a: undefined (reference 0 or NaN)."),
     "fig3_judge_agreement.png": (
-        "Judge agreement (the paper's Fig. 3): the share of pairs (judged by both) on which two models, or a "
-        "model and the reference labels, give the same verdict (ties count as a verdict)."),
+        "Judge agreement (the paper's Fig. 3): the share of pairs (judged by both) on which two models (the "
+        "base student and every arm's student), or a model and the reference annotations (bold), give the "
+        "same verdict (ties count as a verdict)."),
+    "fig4_single_vs_multi.png": (
+        "Single-source vs multi-source (the paper's Fig. 4): for every objective run both on one teacher's "
+        "candidates (dotted bars, blue) and on the whole pool (orange), with the same candidates per teacher, "
+        "the percent change against each arm's own random arm (the legend names it): of the kept data "
+        "(selection level) and of the student's profile attribute that measures the metric (with bootstrap "
+        "95% CI)."),
     "fig5_k_sweep.png": (
         "Number of candidates (the paper's Fig. 5): gain over random selection against the number of "
-        "candidates per prompt: selection level (mean of the kept data, circles) and student level (profile "
-        "attribute, squares with bootstrap 95% CI), for objectives run with several candidate counts."),
+        "candidates per prompt, one panel per objective and pool (the arms' teachers): selection level (mean "
+        "of the kept data, circles) and student level (profile attribute, squares with bootstrap 95% CI), "
+        "against the pool's random arm, which is also the k=1 point (grey diamond: one candidate taken at "
+        "random, 0 by definition), for objectives run with several candidate counts."),
 }
 
 
@@ -64,9 +76,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, n_boot:
     vs_base, vs_random = analysis.comparisons(data, n_boot, seed)  # empty where a reference profile is missing
     targeted = analysis.targeted_table(data, vs_base, vs_random)
     sweep = analysis.k_sweep(data, targeted)
-    made, cut = _figures(data, vs_base, vs_random, targeted, sweep, fig_dir)
+    made, captions = _figures(data, vs_base, vs_random, targeted, sweep, fig_dir)
 
-    parts = _head(data) + _body(data, vs_base, vs_random, targeted, made, cut)
+    parts = _head(data) + _body(data, vs_base, vs_random, targeted, made, captions)
     index = out / "index.html"
     out.mkdir(parents=True, exist_ok=True)
     index.write_text(h.page(f"heirloom report: {data.name}", parts), encoding="utf-8")
@@ -79,24 +91,55 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, n_boot:
     return index
 
 
-def _figures(data: RunData, vs_base, vs_random, targeted, sweep, fig_dir: Path) -> tuple[dict[str, Path], bool]:
-    """The figures that have something to draw ({file name: path}), and whether Fig. 1 left attributes out."""
+FIG2_WHOLE_POOL = (
+    "Passive inheritance (the paper's Fig. 2): percent change of every attribute after plain distillation on "
+    "unselected synthetic data (the random arm, a random pick from the whole pool) against the base student; "
+    "error bars are bootstrap 95% CIs. A run with arms of objective random restricted to one teacher each "
+    "shows this per teacher.")
+
+
+def _figures(data: RunData, vs_base, vs_random, targeted, sweep, fig_dir: Path) -> tuple[dict[str, Path], dict]:
+    """The figures that have something to draw ({file name: path}), and {file name: caption text} where a
+    figure's caption differs from `FIGURES` (attributes left out, the whole-pool Fig. 2)."""
     colors = figures.arm_colors(data.arms)
     targets = {a: set(targeted[(targeted["arm"] == a) & (targeted["attribute"] != "")]["attribute"])
                for a in data.arms}
     made: dict[str, Any] = {}
-    cut = False
+    captions: dict[str, str] = {}
     if data.summaries:
         made["selection_means.png"] = selection_figures.selection_means_figure(
             data.summaries, colors, fig_dir / "selection_means.png")
         made["teacher_shares.png"] = selection_figures.teacher_share_figure(data.summaries,
                                                                           fig_dir / "teacher_shares.png")
-    res = figures.percent_change_figure(vs_base, vs_random, data.arms, colors, targets,
-                                        fig_dir / "fig1_percent_change.png")
+    passive = _teacher_labels(data, analysis.passive_arms(data))
+    per_teacher = inheritance_figures.passive_teachers_figure(vs_base, passive,
+                                                              fig_dir / "fig2_passive_inheritance.png")
+    if per_teacher is not None:
+        made["fig2_passive_inheritance.png"], n = per_teacher
+        if n:
+            captions["fig2_passive_inheritance.png"] = FIGURES["fig2_passive_inheritance.png"] + (
+                f" Only {n} attributes are drawn (overall ones before per-group breakdowns, each by largest "
+                "change); the tables have all.")
+    else:  # no per-teacher passive arm profiled: the whole pool's random arm, as before
+        made["fig2_passive_inheritance.png"] = figures.passive_figure(
+            vs_base[vs_base["arm"] == data.random_arm], fig_dir / "fig2_passive_inheritance.png")
+        captions["fig2_passive_inheritance.png"] = FIG2_WHOLE_POOL
+    # Fig. 1: the passive arms are in Fig. 2 when it is drawn per teacher (14 arms in one panel are unreadable)
+    fig1_arms = [a for a in data.arms if a not in passive or per_teacher is None]
+    own = {a: analysis.random_arm_of(data, a) for a in fig1_arms if not analysis.is_random(data, a)}
+    labels = ({a: f"{a} (vs {own[a]})" if a in own else f"{a} (random arm)" for a in fig1_arms}
+              if any(r != data.random_arm for r in own.values()) else None)
+    res = figures.percent_change_figure(vs_base, vs_random, fig1_arms, colors, targets,
+                                        fig_dir / "fig1_percent_change.png", labels)
     if res is not None:
-        made["fig1_percent_change.png"], cut = res
-    made["fig2_passive_inheritance.png"] = figures.passive_figure(
-        vs_base[vs_base["arm"] == data.random_arm], fig_dir / "fig2_passive_inheritance.png")
+        made["fig1_percent_change.png"], n = res
+        note = (" The passive arms (random, restricted to one teacher) are in the passive-inheritance figure "
+                "(the paper's Fig. 2), per teacher." if len(fig1_arms) < len(data.arms) else "")
+        if n:
+            note += (f" Only {n} attributes are drawn (the targeted ones, then overall ones before per-group "
+                     "breakdowns, each by largest change); the tables have all.")
+        if note:
+            captions["fig1_percent_change.png"] = FIGURES["fig1_percent_change.png"] + note
     judges = [dataclasses.replace(p, model=n) for n, p in data.profiles.items()
               if "judge/agreement_with_reference" in p.attributes]
     if len(judges) >= 1:
@@ -104,8 +147,29 @@ def _figures(data: RunData, vs_base, vs_random, targeted, sweep, fig_dir: Path) 
 
         made["fig3_judge_agreement.png"] = figures.judge_heatmap(judge_agreement_matrix(judges),
                                                                  fig_dir / "fig3_judge_agreement.png")
+    made["fig4_single_vs_multi.png"] = inheritance_figures.single_multi_figure(
+        analysis.single_multi(data, targeted), fig_dir / "fig4_single_vs_multi.png")
     made["fig5_k_sweep.png"] = figures.k_sweep_figure(sweep, fig_dir / "fig5_k_sweep.png")
-    return {k: v for k, v in made.items() if v is not None}, cut
+    return {k: v for k, v in made.items() if v is not None}, captions
+
+
+def _teacher_labels(data: RunData, arms: list[str]) -> dict[str, str]:
+    """Legend text of each passive arm: its teacher(s), whether they share the student's model family,
+    and the arm's name where two arms have the same teachers."""
+    out = {}
+    for arm in arms:
+        teachers = analysis.arm_teachers(data, arm)
+        family = (data.summaries.get(arm) or {}).get("teacher_family") or {}
+        same = [t for t in teachers if family.get(t) == "same"]
+        out[arm] = ", ".join(teachers) + (" (the student's family)" if same else "")
+    labels = list(out.values())
+    return {a: t if labels.count(t) == 1 else f"{t} [{a}]" for a, t in out.items()}
+
+
+def _random_label(data: RunData, ref: str) -> str:
+    teachers = analysis.arm_teachers(data, ref)
+    return (f"a random pick from the candidates of {', '.join(teachers)}" if teachers
+            else "a random pick from the whole pool")
 
 
 def _head(data: RunData) -> list[Any]:
@@ -125,28 +189,28 @@ def _head(data: RunData) -> list[Any]:
     return parts
 
 
-def _body(data: RunData, vs_base, vs_random, targeted, made: dict[str, Path], cut: bool) -> list[Any]:
+def _body(data: RunData, vs_base, vs_random, targeted, made: dict[str, Path], captions: dict) -> list[Any]:
     header, rows = h.targeted_rows(targeted)
     parts: list[Any] = [h.section(
         "Targeted changes", "For every arm and every metric of its objective: the selection-level means (kept "
         "answers vs a random pick from the same pool) and the student-level change of the profile attribute that "
-        "measures the metric, against the base student and the random-selection arm. % change = 100 x (value - "
-        "reference) / |reference|, with a bootstrap 95% CI. Green: the change went the way the objective asked.",
-        h.table(header, rows, left=3, text_cols=[6]) if rows else "No arm with an objective has a selection "
+        "measures the metric, against the base student and the arm's own random arm (column 'vs random arm': "
+        "the random pick from the same teachers' candidates, or from the whole pool for an arm without "
+        "teachers). % change = 100 x (value - reference) / |reference|, with a bootstrap 95% CI. Green: the "
+        "change went the way the objective asked.",
+        h.table(header, rows, left=4, text_cols=[7]) if rows else "No arm with an objective has a selection "
         "summary yet.", anchor="targeted")]
-    figs = [h.figure(made[name], n, caption + (f" Only the {figures.MAX_ATTRIBUTES} targeted or most-changed "
-                                                "attributes are drawn; the tables have all."
-                                                if name.startswith("fig1") and cut else ""))
+    figs = [h.figure(made[name], n, captions.get(name, caption))
             for n, (name, caption) in enumerate(((k, c) for k, c in FIGURES.items() if k in made), 1)]
     parts.append(h.section("Figures", *figs if figs else ["No figure: nothing to draw yet."], anchor="figures"))
     parts.append(h.section("Selection", *[h.selection_block(a, s) for a, s in data.summaries.items()]
                            or ["No selection summary yet."], anchor="selection"))
-    ref = f"random arm ({data.random_arm})"
     parts.append(h.section(
         "Student profiles", h.Raw("<h3>Against the base student</h3>"),
         h.wide_comparison(vs_base, data.arms, "base") if len(vs_base) else "No comparison: profiles missing.",
-        h.Raw(f"<h3>Against the {h.esc(ref)}</h3>"),
-        h.wide_comparison(vs_random, data.arms, ref) if len(vs_random) else "No comparison: profiles missing.",
+        *(h.comparisons_by_reference(vs_random, data.arms, lambda r: _random_label(data, r)) if len(vs_random)
+          else [h.Raw("<h3>Against the random arm</h3>"), "No comparison: profiles missing."]),
+        "Random arms (the whole pool's and the passive arms restricted to teachers) are read against base only.",
         anchor="comparisons"))
     train_rows = [[a, m.get("student", "?"), m.get("method", "?"), (m.get("data") or {}).get("n_examples", "n/a"),
                    m.get("steps", "n/a"), h.num(m.get("final_loss")), h.num(m.get("mean_loss")),

@@ -112,12 +112,14 @@ def targeted_rows(df: pd.DataFrame, markup: bool = True) -> tuple[list[str], lis
     def judged_(text: str, change: float, direction: str):
         return judged(text, change, direction) if markup else text
 
-    header = ["arm", "objective", "metric", "selected: chosen", "selected: random", "selected % vs random",
-              "student attribute", "base", "random arm", "arm", "% vs base [95% CI]", "% vs random [95% CI]"]
+    header = ["arm", "vs random arm", "objective", "metric", "selected: chosen", "selected: random",
+              "selected % vs random", "student attribute", "base", "random", "arm", "% vs base [95% CI]",
+              "% vs random [95% CI]"]
     rows = []
     for r in df.itertuples():
         has = bool(r.attribute)
-        rows.append([r.arm, r.objective, r.metric, num(r.sel_chosen), num(r.sel_random),
+        rnd = r.random_arm if isinstance(r.random_arm, str) and r.random_arm else "n/a"
+        rows.append([r.arm, rnd, r.objective, r.metric, num(r.sel_chosen), num(r.sel_random),
                      judged_(pct(r.sel_pct_vs_random), r.sel_pct_vs_random, r.direction),
                      r.attribute or f"n/a ({r.note})",
                      num(r.base) if has else "n/a", num(r.random) if has else "n/a", num(r.value) if has else "n/a",
@@ -154,13 +156,28 @@ def wide_comparison(df: pd.DataFrame, arms: list[str], reference: str) -> Raw:
     return table(header, rows, left=2, text_cols=[len(header) - 1])
 
 
+def comparisons_by_reference(df: pd.DataFrame, arms: list[str], describe) -> list[Raw]:
+    """One wide table per reference profile (each arm is read against its own random arm), so the
+    reference column holds that reference's values; `describe(reference)` says what it is."""
+    out = []
+    for ref in dict.fromkeys(df["reference"]):
+        sub = df[df["reference"] == ref]
+        shown = [a for a in arms if a in set(sub["arm"])]
+        out.append(Raw(f"<h3>Against the random arm {esc(ref)}</h3><p>{esc(describe(ref))}; read against it: "
+                       f"{esc(', '.join(shown))}.</p>"))
+        out.append(wide_comparison(sub, arms, f"{ref} (random arm)"))
+    return out
+
+
 def selection_block(arm: str, s: dict[str, Any]) -> Raw:
     c = s.get("counts") or {}
     cap = s.get("max_candidates")
     head = (f"objective {s.get('objective', '?')} (kind {s.get('objective_kind', '?')}, seed {s.get('seed', '?')}); "
             f"{c.get('selected', '?')} of {c.get('prompts', '?')} prompts selected from {c.get('candidates', '?')} "
             f"candidates; {c.get('unqualified', 0)} unqualified; k = {s.get('k', '?')}"
-            + (f"; first {cap} samples per teacher only" if cap else ""))
+            + (f"; first {cap} samples per teacher only" if cap else "")
+            + (f"; restricted to {', '.join(s['arm_teachers'])}, read against the random arm "
+               f"{s.get('random_arm', '?')}" if s.get("arm_teachers") else ""))
     metric_rows = [[m.get("metric"), m.get("role") or "", num(m.get("chosen")), num(m.get("pool")),
                     num(m.get("random")), pct(m.get("pct_vs_pool")), pct(m.get("pct_vs_random")),
                     f"{m.get('n_chosen', '?')}/{m.get('n_pool', '?')}/{m.get('n_random', '?')}"]

@@ -3,8 +3,9 @@
 - `selection_means_figure`: per metric, the mean of the chosen candidates, of the
   whole pool and of the random pick, for every arm (one panel per metric, since
   metrics have different units; an arm's own objective metric is hatched).
-- `teacher_share_figure`: which teacher's candidate was kept, as shares, per arm,
-  against the pool's and the random pick's shares (multi-source runs only).
+- `teacher_share_figure`: which teacher's candidate was kept, as shares, per arm
+  drawing from two or more teachers, against the whole pool's and its random pick's
+  shares (multi-source runs only).
 
 These exist for every run that got through selection, so a partial run still has
 figures. Left out: profile-level figures (`figures`).
@@ -39,10 +40,11 @@ def selection_means_figure(summaries: dict[str, dict[str, Any]], colors: dict[st
     if not rows:
         return None
     metrics = list(rows)
-    ncol = min(3, len(metrics))
-    nrow = math.ceil(len(metrics) / ncol)
     arms = list(summaries)
-    fig = new_figure(min(4.0 * ncol, 13), 0.8 + 3.0 * nrow)
+    many = len(arms) > 8  # wider panels and whole arm names (passive.X-3.1-8B vs passive.X-3.2-1B)
+    ncol = min(2 if many else 3, len(metrics))
+    nrow = math.ceil(len(metrics) / ncol)
+    fig = new_figure(6.4 * ncol if many else min(4.0 * ncol, 13), 0.8 + (4.3 if many else 3.0) * nrow)
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
     x = np.arange(len(arms))
     w = 0.27
@@ -58,8 +60,9 @@ def selection_means_figure(summaries: dict[str, dict[str, Any]], colors: dict[st
                 elif key == "chosen" and metric in (summaries[a].get("objective_metrics") or []):
                     bar.set_hatch("//")
                     bar.set_edgecolor("black")
-        ax.set_xticks(x, [plain(a, 16) for a in arms], rotation=30 if len(arms) > 3 else 0, ha="right"
-                      if len(arms) > 3 else "center", fontsize=8)
+        ax.set_xticks(x, [plain(a, 32 if many else 16) for a in arms], rotation=(45 if many else 30)
+                      if len(arms) > 3 else 0, ha="right" if len(arms) > 3 else "center", rotation_mode="anchor",
+                      fontsize=7 if many else 8)
         ax.set_title(plain(metric, 40), fontsize=10)
         ax.set_ylabel(f"mean {plain(metric, 24)}", fontsize=8)
         ax.grid(axis="y", color="#dddddd", zorder=1)
@@ -80,10 +83,13 @@ def teacher_share_figure(summaries: dict[str, dict[str, Any]], path: Path) -> Pa
     teachers = list(dict.fromkeys(t["teacher"] for s in summaries.values() for t in s.get("teachers", [])))
     if len(teachers) < 2:
         return None
-    # reference rows from the first arm (pool and random pick are shared when no arm caps candidates)
-    first = next(iter(summaries.values()))
+    # reference rows from an arm over the whole pool (pool and random pick are shared when no arm caps
+    # candidates); arms restricted to one teacher have nothing to share out and are left out
+    whole = [s for s in summaries.values() if not s.get("arm_teachers")] or list(summaries.values())
+    first = max(whole, key=lambda s: len(s.get("teachers", [])))
     rows = [(f"{arm} (chosen)", {t["teacher"]: t.get("chosen_share") for t in s.get("teachers", [])})
-            for arm, s in summaries.items() if s.get("objective_kind") != "random"]
+            for arm, s in summaries.items()
+            if s.get("objective_kind") != "random" and len(s.get("teachers", [])) > 1]
     rows += [("random pick", {t["teacher"]: t.get("random_share") for t in first.get("teachers", [])}),
              ("whole pool", {t["teacher"]: t.get("pool_share") for t in first.get("teachers", [])})]
     cmap = matplotlib.colormaps["tab20"]
