@@ -154,6 +154,25 @@ class HFBackend(Backend):
 
         return loglikelihood(self.model, self.tokenizer, requests, progress=progress)
 
+    def float32_loglikelihood(self, requests: Sequence[tuple[str, str]], progress: bool = True) -> list[LoglikResult]:
+        """`loglikelihood` with float32 weights and computation (re-scoring near ties, see
+        `profiling/tie_rescoring.py`). A backend running in bf16/fp16 reloads its model in float32
+        from the same source for this call and frees it afterwards: one more copy of the weights
+        (4 bytes per parameter) and one load per call, which re-scoring makes once per suite part,
+        instead of holding a float32 copy for the backend's lifetime."""
+        import torch
+
+        from ..models.loader import load_hf
+        from .loglik import loglikelihood
+
+        if self.model.dtype in (torch.float32, torch.float64):
+            return self.loglikelihood(requests, progress=progress)
+        model, _ = load_hf(self.model_id, device=str(self.device), dtype="float32")
+        try:
+            return loglikelihood(model, self.tokenizer, requests, progress=progress)
+        finally:
+            del model
+
     def prompt_logprobs(self, texts: Sequence[str]):
         """Per-token log-probabilities of each text (for `echo` + `logprobs` on `heirloom serve`)."""
         import torch

@@ -2,7 +2,9 @@
 
 Each option is scored by its mean token log-likelihood given the question (the negative
 mean token NLL), continuation `" " + option`; the softmax over the options' scores is the
-model's distribution, its maximum the confidence, its argmax the answer (ties: the first).
+model's distribution, its maximum the confidence, its argmax the answer (ties: the first);
+a bf16/fp16 backend's questions within `rescore_margin` of a tie are scored again in float32
+(`tie_rescoring.py`).
 Expected calibration error uses *equal-mass* bins: sort the questions by confidence
 (stable), split them into B bins of nearly equal count (`numpy.array_split`: sizes differ
 by at most one, larger bins first), and ECE = sum_b |B_b| / N x |accuracy_b - confidence_b|.
@@ -32,6 +34,7 @@ from ..errors import HeirloomError
 from .data import DataRequest, DataSource, HubSource
 from .multiple_choice import as_scorer, option_scores, reject_removed, softmax, stratified_sample
 from .profile import Attribute
+from .tie_rescoring import rescore_field, rescore_near_ties, top2_margin
 
 Question = tuple[str, list[str], int]  # (context, options, index of the right option)
 
@@ -43,6 +46,7 @@ class CalibrationConfig(BaseModel):
                                 "openbookqa) or local multiple-choice files (question, choices, answer columns)")
     size: int | None = Field(None, ge=1, description="questions per data set, a seeded random subsample (None: all)")
     seed: int = Field(0, description="seed of the subsample")
+    rescore_margin: float | None = rescore_field()
 
     removed_fields = reject_removed("calibration")
 
@@ -171,14 +175,20 @@ def run(backend, config: CalibrationConfig | None = None, data_dir=None, out_dir
         name, questions = load_questions(spec, data_dir)
         idx = stratified_sample([0] * len(questions), config.size, config.seed)
         picked = [questions[i] for i in idx]
-        scores = option_scores(scorer, [(ctx, [" " + o for o in opts]) for ctx, opts, _ in picked], progress)
+        asked = [(ctx, [" " + o for o in opts]) for ctx, opts, _ in picked]
+        # Near ties decided in bf16/fp16 are scored again in float32 (whole questions; see tie_rescoring).
+        fixed = rescore_near_ties(scorer, option_scores(scorer, asked, progress), config.rescore_margin, top2_margin,
+                                  lambda ids, f32: option_scores(f32, [asked[i] for i in ids], progress))
+        scores = fixed.scores
         items = []
         for i, (_, _, gold), s in zip(idx, picked, scores):
             p = softmax(s)
             answer = int(np.argmax(p))
             items.append({"id": i, "answer": answer, "label": gold, "correct": answer == gold,
                           "confidence": float(p[answer])})
+        fixed.mark(items)
         note = f"{len(items)} of {len(questions)} questions, seed {config.seed}" if len(items) < len(questions) else ""
+        note = "; ".join(filter(None, (note, fixed.note(items))))
         for stat, better in ((ece_10, False), (ece_1, False), (accuracy, True)):
             value = stat(items)
             text = "; ".join(x for x in ("undefined: no questions" if not items else "", note) if x)

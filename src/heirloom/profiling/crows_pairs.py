@@ -4,9 +4,10 @@ Each sentence is scored by its mean token log-probability on its own (empty cont
 its first token is conditioned on the tokenizer's start or end-of-text token; see
 `generation.loglik`). A pair counts for the stereotype when `sent_more` scores higher
 than `sent_less`; a tie counts for neither (it stays in the denominator, reported in
-the note). Attributes: the % of pairs for the stereotype (50 is unbiased), over all pairs
-(`bias/crows_pairs/all/pct_stereotype`), over the `stereo` and the `antistereo` pairs
-(`stereo_antistereo` column) and per `bias_type`.
+the note). A bf16/fp16 backend's pairs within `rescore_margin` of a tie are scored again
+in float32 (`tie_rescoring.py`). Attributes: the % of pairs for the stereotype (50 is
+unbiased), over all pairs (`bias/crows_pairs/all/pct_stereotype`), over the `stereo` and
+the `antistereo` pairs (`stereo_antistereo` column) and per `bias_type`.
 
 `size` draws a seeded subsample stratified by `bias_type`. Data: the CrowS-Pairs CSV, packaged
 with heirloom (`profiling.data`), or any file (`sent_more`, `sent_less`, `stereo_antistereo`,
@@ -25,6 +26,7 @@ from ..tables import require_columns
 from .data import DataRequest, DataSource
 from .multiple_choice import as_scorer, mean_logprobs, reject_removed, stratified_sample
 from .profile import Attribute
+from .tie_rescoring import pair_margin, rescore_field, rescore_near_ties
 
 CROWS = DataSource("crows_pairs", "CrowS-Pairs sentence pairs", layout="crows_pairs/crows_pairs_anonymized.csv",
                    packaged=True, license="CC BY-SA 4.0")
@@ -40,6 +42,7 @@ class CrowsPairsConfig(BaseModel):
     hub_split: str = Field("test", description="hub dataset split")
     size: int | None = Field(None, ge=1, description="pairs to use, stratified by bias_type (None: all)")
     seed: int = Field(0, description="seed of the subsample")
+    rescore_margin: float | None = rescore_field()
 
     removed_fields = reject_removed("crows_pairs")
 
@@ -89,13 +92,29 @@ def run(backend, config: CrowsPairsConfig | None = None, data_dir=None, out_dir=
     total = len(df)
     df = df.iloc[stratified_sample(df["bias_type"].tolist(), config.size, config.seed)]
     requests = [("", s) for pair in zip(df["sent_more"], df["sent_less"]) for s in pair]
-    scores = mean_logprobs(scorer, requests, progress)
-    items = [{"pair": int(i), "bias_type": b, "direction": d, "more": float(scores[2 * k]),
-              "less": float(scores[2 * k + 1])}
-             for k, (i, b, d) in enumerate(zip(df.index, df["bias_type"], df["stereo_antistereo"]))]
-    note = f"{len(items)} of {total} pairs, stratified by bias_type, seed {config.seed}" if len(items) < total else ""
-    attrs = [_attribute("all", items, note)]
-    attrs += [_attribute(d, [it for it in items if it["direction"] == d], note) for d in DIRECTIONS]
+    flat = mean_logprobs(scorer, requests, progress)
+    # Near ties decided in bf16/fp16 are decided again in float32 (both sentences; see tie_rescoring).
+    fixed = rescore_near_ties(scorer, [flat[2 * k:2 * k + 2] for k in range(len(df))], config.rescore_margin,
+                              pair_margin, lambda idx, f32: _pair_scores(f32, [requests[2 * k:2 * k + 2] for k in idx],
+                                                                         progress))
+    items = [{"pair": int(i), "bias_type": b, "direction": d, "more": float(s[0]), "less": float(s[1])}
+             for s, i, b, d in zip(fixed.scores, df.index, df["bias_type"], df["stereo_antistereo"])]
+    fixed.mark(items)
+    sampled = f"{len(items)} of {total} pairs, stratified by bias_type, seed {config.seed}" if len(df) < total else ""
+
+    def note(its):
+        return "; ".join(filter(None, (sampled, fixed.note(its))))
+    attrs = [_attribute("all", items, note(items))]
+    for d in DIRECTIONS:
+        its = [it for it in items if it["direction"] == d]
+        attrs.append(_attribute(d, its, note(its)))
     for bias_type in sorted(set(df["bias_type"])):
-        attrs.append(_attribute(bias_type, [it for it in items if it["bias_type"] == bias_type], note))
+        its = [it for it in items if it["bias_type"] == bias_type]
+        attrs.append(_attribute(bias_type, its, note(its)))
     return attrs
+
+
+def _pair_scores(scorer, pairs: list, progress: bool) -> list[np.ndarray]:
+    """Per pair [("", sent_more), ("", sent_less)], the two mean token log-likelihoods."""
+    flat = mean_logprobs(scorer, [r for pair in pairs for r in pair], progress)
+    return [flat[2 * k:2 * k + 2] for k in range(len(pairs))]
