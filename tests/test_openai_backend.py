@@ -60,7 +60,8 @@ def test_chat_samples_match_the_model_in_order_with_per_sample_seeds(server):
     assert len(bodies) == 6 and all(b["path"] == "/v1/chat/completions" for b in bodies)
     first = next(b["body"] for b in bodies if b["body"]["messages"][0]["content"] == "alpha" and b["body"]["seed"] == sample_seed(3, "alpha", 0))
     assert first == {"model": "fake-model", "temperature": 0.8, "top_p": 0.95, "max_tokens": 6,
-                     "seed": sample_seed(3, "alpha", 0), "messages": [{"role": "user", "content": "alpha"}]}
+                     "seed": sample_seed(3, "alpha", 0), "messages": [{"role": "user", "content": "alpha"}],
+                     "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 
 
 @pytest.mark.filterwarnings("ignore:.*no per-choice token counts")  # n>1 responses: NaN counts, tested elsewhere
@@ -87,12 +88,27 @@ def test_raw_continuation_uses_completions_and_sends_stop_and_top_k(server):
     assert body["body"]["stop"] == ["w1"] and body["body"]["top_k"] == 7
     assert server.backend.calls[-1]["chat"] is False
     client(server).generate(["x"], k=1, progress=False)
-    assert "top_k" not in posts(server)[-1]["body"]  # top_k=0 (off) is not sent
+    assert posts(server)[-1]["body"]["top_k"] == 0  # off, said explicitly (unsent, llama.cpp would use 40)
+
+
+def test_server_side_sampling_defaults_are_neutralised(server):
+    # llama.cpp's servers filter with top_k 40 and min_p 0.05 (llama-cpp-python also penalises
+    # repeats by 1.1) unless told otherwise: the request says what SamplingParams mean.
+    for path, chat in (("/v1/chat/completions", None), ("/v1/completions", False)):
+        client(server, n_per_request="never").generate(["x"], k=1, params=SamplingParams(top_p=0.9), chat=chat,
+                                                       progress=False)
+        body = posts(server)[-1]
+        assert body["path"] == path
+        assert (body["body"]["top_k"], body["body"]["min_p"], body["body"]["repeat_penalty"]) == (0, 0.0, 1.0)
+        assert body["body"]["top_p"] == 0.9
+    assert server.backend.calls[-1]["params"].top_k == 0  # heirloom serve reads 0 as off
 
 
 def test_top_k_refused_without_extra_params(server):
     with pytest.raises(HeirloomError, match="top_k=5"):
         client(server, extra_params=False).generate(["x"], params=SamplingParams(top_k=5), progress=False)
+    client(server, extra_params=False).generate(["x"], params=SamplingParams(top_k=0), progress=False)
+    assert not {"top_k", "min_p", "repeat_penalty"} & set(posts(server)[-1]["body"])  # OpenAI's own fields only
 
 
 def test_auto_uses_n_when_the_server_honours_it(server):
@@ -212,6 +228,21 @@ def test_loglikelihood_sums_the_continuation_tokens(server):
     # "The ca" + "t sat": the token " cat" straddles the boundary and counts for the continuation.
     assert results[2].num_tokens == 2
     assert all(b["body"]["echo"] is True and b["body"]["max_tokens"] == 0 for b in posts(server))
+
+
+class GeneratesAfterEcho(FakeBackend):
+    """Echoes the prompt's logprobs and goes on generating, as llama-cpp-python's server does for
+    max_tokens=0 (it reads 0 as "no limit")."""
+
+    def prompt_logprobs(self, texts):
+        return [fake_prompt_tokens(t) + fake_prompt_tokens(t + " more words")[-2:] for t in texts]
+
+
+def test_loglikelihood_refuses_a_server_that_generates_for_max_tokens_0():
+    with fake_server(GeneratesAfterEcho()) as srv:
+        with pytest.raises(HeirloomError, match=r"generated 2 token\(s\) after the prompt although max_tokens=0"):
+            client(srv, supports_loglikelihood=True, max_retries=0).loglikelihood([("The cat", " sat")],
+                                                                                  progress=False)
 
 
 def test_loglikelihood_needs_the_option(server):

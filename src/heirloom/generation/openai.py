@@ -8,7 +8,9 @@ Several base URLs (replicas of one model) form one pool: requests go to the
 least-busy endpoint, at most `max_concurrency` in flight on each; failed ones are
 retried, on another endpoint when one is free, as `transport.py` describes
 (429/5xx/timeouts/drops, honouring Retry-After). Samples do not depend on which
-replica served them: each carries its own seed.
+replica served them: each carries its own seed. Sampling is sent in full, server
+extensions included (`extra_params`): a field left out takes the server's default,
+and llama.cpp's defaults (top_k 40, min_p 0.05) are not the distribution asked for.
 
 Token counts: `usage.completion_tokens` when a response holds one choice, or a
 per-choice logprob list when the server sends one; when one response carries
@@ -50,8 +52,9 @@ class OpenAIOptions(BaseModel):
         "max_tokens=0 (vLLM, OpenAI legacy, `heirloom serve` on backends with prompt_logprobs)")
     chat_template: bool = Field(True, description="the served model has a chat template: instructions go to "
                                 "/chat/completions; false (base models): to /completions in the paper's QA template")
-    extra_params: bool = Field(True, description="the server takes sampling params beyond OpenAI's (top_k); "
-                               "turn off for OpenAI's own API")
+    extra_params: bool = Field(True, description="the server takes sampling params beyond OpenAI's: top_k is "
+                               "always sent (0 = off), with min_p=0 and repeat_penalty=1, so a server whose own "
+                               "defaults filter or penalise (llama.cpp) samples as asked; turn off for OpenAI's own API")
     backoff_base: float = Field(1.0, gt=0, description="seconds before the first retry; doubles per retry, with jitter")
     backoff_max: float = Field(60.0, gt=0, description="longest wait before a retry, Retry-After included")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key; "
@@ -174,8 +177,12 @@ class OpenAIBackend(Backend):
             body["n"] = n
         if params.stop:
             body["stop"] = list(params.stop)
-        if params.top_k > 0:
-            body["top_k"] = params.top_k
+        if self.options.extra_params:
+            # Unsent, these take the server's defaults: llama.cpp's servers sample with top_k 40 and
+            # min_p 0.05 (llama-cpp-python adds repeat_penalty 1.1), not the distribution asked for.
+            # top_k 0 is "off" for current vLLM, llama.cpp and heirloom serve (llama-cpp-python refuses
+            # -1); servers without these fields ignore them.
+            body.update(top_k=params.top_k, min_p=0.0, repeat_penalty=1.0)
         return body
 
     def _parse(self, data: dict, path: str, n: int, seed: int, first_index: int) -> list[Completion]:
@@ -233,10 +240,15 @@ class OpenAIBackend(Backend):
         if not tokens or not values or not offsets or not tops or not len(tokens) == len(values) == len(offsets):
             raise HeirloomError(f"{where}: the response has no prompt logprobs (echo=True, logprobs=1); "
                                 "this server cannot score, set supports_loglikelihood=False")
+        generated = sum(start >= len(text) for start in offsets)
+        if generated:
+            # OpenAI's API and vLLM echo the prompt alone for max_tokens=0; llama-cpp-python reads 0 as
+            # "no limit" (and its echoed logprobs are one token late: log p(t_i | t_<=i)).
+            raise HeirloomError(f"{where}: the server generated {generated} token(s) after the prompt although "
+                                "max_tokens=0: it does not score prompts as OpenAI's API does "
+                                "(llama-cpp-python's server, for one); set supports_loglikelihood=False")
         total, count, greedy = 0.0, 0, True
         for t, start in enumerate(offsets):
-            if start >= len(text):
-                break  # tokens the server generated after the prompt
             end = offsets[t + 1] if t + 1 < len(offsets) else len(text)
             if end <= len(context):
                 continue  # context token; a token straddling the boundary counts as continuation
