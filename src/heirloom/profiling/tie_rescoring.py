@@ -78,8 +78,7 @@ class Float32Scorer:
 class Rescored:
     scores: list  # per item, its scores (float32 where re-scored)
     applied: bool = False  # the items carry `rescored` flags (a low-precision backend, option on)
-    rescored: list[int] = field(default_factory=list)  # indices of the re-scored items
-    originals: dict = field(default_factory=dict)  # index -> its low-precision scores
+    originals: dict = field(default_factory=dict)  # re-scored item index -> its low-precision scores
     dtype: str | None = None
     threshold: float | None = None
     skipped: str = ""  # why a low-precision backend's near-ties were not re-scored
@@ -123,7 +122,7 @@ def rescore_near_ties(backend, scores: Sequence, threshold: float | None, margin
         return Rescored(scores, dtype=dtype, threshold=threshold,
                         skipped=f"the {backend.name} backend has no float32 scorer")
     near = [i for i, s in enumerate(scores) if margin(s) < threshold]
-    out = Rescored(scores, applied=True, rescored=near, dtype=dtype, threshold=threshold)
+    out = Rescored(scores, applied=True, dtype=dtype, threshold=threshold)
     if near:
         fresh = score_items(near, Float32Scorer(backend))
         if len(fresh) != len(near):
