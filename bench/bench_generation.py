@@ -1,7 +1,7 @@
 """Speed of the hf backend against a naive loop, batched `model.generate` and the bf16 ceiling.
 
 Usage:  python bench/bench_generation.py [--prompts 32] [--k 4] [--max-new-tokens 128] [--repeats 2]
-                                         [--dtype auto] [--threads N] [--static] [--out FILE]
+                                         [--dtype auto] [--threads N] [--rows R] [--static] [--out FILE]
 
 In one process, on the same model and prompts, the methods interleaved repeat by repeat
 (so load from other jobs on a shared machine hits them alike):
@@ -47,6 +47,10 @@ def main() -> None:
     ap.add_argument("--naive-candidates", type=int, default=8)
     ap.add_argument("--dtype", default="auto", help="heirloom's dtype (the baselines run in float32)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
+    ap.add_argument("--rows", type=int, default=None,
+                    help="heirloom's decode rows (its `batch_size`; default: the backend's, 64 on a CPU)")
+    ap.add_argument("--methods", default="naive,hf_generate,heirloom",
+                    help="which to time (naive is always timed: the ratios are against it)")
     ap.add_argument("--static", action="store_true", help="also time heirloom with continuous batching off")
     ap.add_argument("--out", type=Path, default=None, help="write the measurements as JSON (with provenance)")
     args = ap.parse_args()
@@ -60,7 +64,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    backend = HFBackend(args.model, dtype=args.dtype)
+    backend = HFBackend(args.model, dtype=args.dtype, batch_size=args.rows)
     model32, tok = load_hf(args.model, device="cpu", dtype="float32")
     prompts = load_prompts(args.prompts)
     params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=args.max_new_tokens, seed=0)
@@ -104,7 +108,9 @@ def main() -> None:
             n += _count(out[0, enc["input_ids"].shape[1]:], backend.eos_ids, tok.pad_token_id)
         return n
 
-    methods = {"heirloom": heirloom, "hf_generate": hf_generate, "naive": naive}
+    chosen = set(args.methods.split(",")) | {"naive"}
+    methods = {k: v for k, v in {"heirloom": heirloom, "hf_generate": hf_generate, "naive": naive}.items()
+               if k in chosen}
     if args.static:
         methods["static"] = static
     load_before = os.getloadavg()[0]
@@ -129,11 +135,13 @@ def main() -> None:
         return {"method": label, "seconds": sec, "candidates": candidates, "candidates_per_s": candidates / sec,
                 "tokens_per_s": tps, "runs": runs[name]}
 
-    table = [summary("naive", "naive (1 fp32 generate/candidate)", args.naive_candidates),
-             summary("hf_generate", "hf generate (batched, fp32)", n_cand)]
+    table = [summary("naive", "naive (1 fp32 generate/candidate)", args.naive_candidates)]
+    if "hf_generate" in methods:
+        table.append(summary("hf_generate", "hf generate (batched, fp32)", n_cand))
     if args.static:
         table.append(summary("static", f"heirloom, static batches ({backend.dtype})", n_cand))
-    table.append(summary("heirloom", f"heirloom hf backend ({backend.dtype})", n_cand))
+    if "heirloom" in methods:
+        table.append(summary("heirloom", f"heirloom hf backend ({backend.dtype}, {rows} rows)", n_cand))
     base = table[0]
     for row in table:
         row["x_naive"] = row["candidates_per_s"] / base["candidates_per_s"]

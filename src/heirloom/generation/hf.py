@@ -31,8 +31,10 @@ from .base import Backend, Completion, LoglikResult, SamplingParams, parse_backe
 from .decode import decode
 from .formatting import format_prompt, has_chat_template
 
-# Rows (prompt x sample) decoded together on CPU; on GPU it is sized from free memory.
-CPU_BATCH_ROWS = 64
+# Rows (prompt x sample) decoded together on CPU; on GPU it is sized from free memory. A CPU step's
+# fixed costs (weights streamed from memory, Python between kernels) are shared by more rows:
+# 256 rows make 1.6-1.8x the tokens/s of 64 (bench/bench_decode_step.py, docs/benchmarks.md).
+CPU_BATCH_ROWS = 256
 CPU_KV_BUDGET = 2 * 1024**3  # bytes of KV cache a CPU batch may hold
 
 

@@ -129,6 +129,9 @@ class RunConfig(_Strict):
                                  "(bbq/, crows_pairs/, ...) where profiling finds the data no path names; "
                                  "overrides HEIRLOOM_DATA (profiling.data_dir, when set, wins)")
     report: bool = Field(True, description="write the HTML report and figures at the end")
+    workers: int = Field(1, ge=1, description="processes for independent stages (each arm's training and "
+                         "profile, the base profile), each with the CPU cores divided by this, or one GPU "
+                         "each; `heirloom run --workers` overrides it (docs/runs.md)")
 
     _source: str | None = PrivateAttr(None)  # the file it was read from, for error messages
 

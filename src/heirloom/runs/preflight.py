@@ -75,12 +75,14 @@ def is_run_dir(path: Path) -> bool:
 
 
 def check_run_dir(run_dir: str | Path) -> None:
+    from .lock import LOCK
+
     path = Path(run_dir)
     if not path.exists():
         return
     if not path.is_dir():
         raise HeirloomError(f"run directory {path}: is a file")
-    entries = sorted(p.name for p in path.iterdir())
+    entries = sorted(p.name for p in path.iterdir() if p.name != LOCK)  # the lock file is ours
     if not entries or is_run_dir(path):
         return
     shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")

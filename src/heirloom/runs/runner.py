@@ -35,6 +35,7 @@ from ..tables import read_table, write_json, write_table
 from .config import RunConfig
 from .preflight import preflight
 from .layout import BASE, RunLayout
+from .lock import run_lock
 from .markers import Stage, retire_others
 
 STAGES = ("generate", "score", "select", "train", "profile", "report")
@@ -43,8 +44,9 @@ STAGES = ("generate", "score", "select", "train", "profile", "report")
 @dataclass
 class RunResult:
     run_dir: Path
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage (per unit with workers)
     skipped: list[str] = field(default_factory=list)
+    wall: float = 0.0
 
 
 class Runner:
@@ -54,13 +56,26 @@ class Runner:
         self.result = RunResult(self.dir)
 
     # --- orchestration -------------------------------------------------------
-    def run(self, until: str | None = None) -> RunResult:
+    def run(self, until: str | None = None, workers: int | None = None) -> RunResult:
         if until is not None and until not in STAGES:
             raise HeirloomError(f"--until: unknown stage {until!r} (stages: {', '.join(STAGES)})")
+        workers = self.config.workers if workers is None else workers
+        if workers < 1:
+            raise HeirloomError(f"--workers must be at least 1, got {workers}")
+        start = time.perf_counter()
         preflight(self.config, self.dir, until=until)  # fails in seconds, before anything is written or loaded
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json(record(config=self.config.model_dump(mode="json")), self.layout.run_meta)
-        _write_yaml(self.config, self.layout.config)
+        with run_lock(self.dir):
+            write_json(record(config=self.config.model_dump(mode="json"), workers=workers), self.layout.run_meta)
+            _write_yaml(self.config, self.layout.config)
+            if workers == 1:
+                self._run_stages(until)
+            else:
+                self._run_workers(until, workers)
+        self.result.wall = time.perf_counter() - start
+        return self.result
+
+    def _run_stages(self, until: str | None) -> None:
         for name in STAGES:
             if name == "report" and not self.config.report:
                 continue
@@ -69,7 +84,22 @@ class Runner:
             self.result.seconds[name] = time.perf_counter() - t
             if name == until:
                 break
-        return self.result
+
+    def _run_workers(self, until: str | None, workers: int) -> None:
+        from .parallel import plan, run_parallel
+
+        L, arms = self.layout, [a.name for a in self.config.arms]
+        # What the stages do over all arms before their work, done once here, not by racing workers.
+        retire_others(L.students, arms, log=self.log)
+        retire_others(L.profiles, self.profile_targets(), log=self.log)
+        units = plan(arms, until)
+        seconds, skipped = run_parallel(self.config, self.dir, units, workers, log=self.log)
+        self.result.seconds.update(seconds)
+        self.result.skipped.extend(skipped)
+        if until in (None, "report") and self.config.report:
+            t = time.perf_counter()
+            self._report()
+            self.result.seconds["report"] = time.perf_counter() - t
 
     def _stage(self, directory: Path, name: str, inputs) -> Stage:
         stage = Stage.of(directory, name, inputs, log=self.log)
@@ -91,12 +121,12 @@ class Runner:
         p = self.config.prompts
         return load_prompt_sources(p.source, column=p.column, split=p.split, limit=p.limit)
 
-    def _generate(self) -> None:
+    @cached_property
+    def _generate_key(self) -> tuple[dict, pd.DataFrame]:
         from ..models.refs import ModelRef
         from .keys import content_hash
-        from .stages import generate_pool
 
-        c, L = self.config, self.layout
+        c = self.config
         prompts = self._prompts()
         # Keyed on what decides the samples; how they are computed (servers, replicas, batch size,
         # device, backend options) is recorded in the marker but changing it does not restart the run.
@@ -107,7 +137,14 @@ class Runner:
                              "outputs_sha256": t.outputs and [content_hash(o) for o in t.outputs], "stop": t.stop}
                             for t in c.teachers],
                "generation": c.generation.model_dump(mode="json")}
-        stage = self.gen_stage = self._stage(L.candidates, "generate", key)
+        return key, prompts
+
+    def _generate(self) -> None:
+        from .stages import generate_pool
+
+        c, L = self.config, self.layout
+        key, prompts = self._generate_key
+        stage = self._stage(L.candidates, "generate", key)
         if stage.is_done():
             return
         stage.begin({**key, "teachers": [t.model_dump() for t in c.teachers]})
@@ -117,15 +154,21 @@ class Runner:
                              chat=c.generation.chat, progress=self.progress, log=self.log)
         stage.finish(n_candidates=len(pool), teachers=sorted(pool["teacher"].unique()))
 
-    def _score(self) -> None:
+    @cached_property
+    def _score_inputs(self) -> dict:
         from ..metrics.registry import get_metrics
+
+        s = self.config.scoring
+        return {"after": config_hash(self._generate_key[0]), "column": s.column,
+                "metrics": [[m.column, m.fingerprint()] for m in get_metrics(s.metrics)]}
+
+    def _score(self) -> None:
         from ..scoring import scoring_record
         from .stages import score_pool
 
         s = self.config.scoring
-        inputs = {"after": self.gen_stage.key, "column": s.column,
-                  "metrics": [[m.column, m.fingerprint()] for m in get_metrics(s.metrics)]}
-        stage = self.score_stage = self._stage(self.layout.scores, "score", inputs)
+        inputs = self._score_inputs
+        stage = self._stage(self.layout.scores, "score", inputs)
         if stage.is_done():
             return
         stage.begin({**inputs, "specs": s.metrics})
@@ -144,7 +187,7 @@ class Runner:
         baselines: dict[tuple[str, ...] | None, object] = {}  # one random pick per restricted pool
         for arm in c.arms:
             objective = with_constraints(arm.objective, arm.constraints)
-            inputs = {"after": self.score_stage.key, "objective": objective.model_dump(), "seed": c.seed,
+            inputs = {"after": config_hash(self._score_inputs), "objective": objective.model_dump(), "seed": c.seed,
                       "max_candidates": arm.max_candidates}
             restricted = arm.teachers is not None
             if restricted:  # only then: configs without `teachers` keep their keys
@@ -173,20 +216,29 @@ class Runner:
                          f"(listed in {L.summary(arm.name)})")
             stage.finish(stats=result.stats, pairs=data_hash(result.selected))
 
-    def _train(self) -> None:
+    def _train_inputs(self, arm: str) -> dict:
+        # Keyed on the pairs it learns from, not on the selection's key: a rescoring that picks
+        # the same pairs (a metric added or dropped elsewhere) leaves the student alone.
         from ..training.data import data_hash
+
+        training = self.config.student.training.model_copy(update={"seed": self.config.seed})
+        return {"data": data_hash(read_table(self.layout.selected(arm))), "student": self.student_identity,
+                "training": training.fingerprint()}
+
+    def _train(self, only: str | None = None) -> None:
         from ..training.sft import train_student
 
         s, L = self.config.student, self.layout
         training = s.training.model_copy(update={"seed": self.config.seed})
-        retire_others(L.students, [a.name for a in self.config.arms], log=self.log)
-        self.train_stages = {}
+        if only is None:  # a worker running one arm leaves the directory to the scheduler
+            retire_others(L.students, [a.name for a in self.config.arms], log=self.log)
+        elif only not in [a.name for a in self.config.arms]:
+            raise HeirloomError(f"no arm named {only!r} to train (arms: {', '.join(a.name for a in self.config.arms)})")
         for arm in self.config.arms:
-            # Keyed on the pairs it learns from, not on the selection's key: a rescoring that picks
-            # the same pairs (a metric added or dropped elsewhere) leaves the student alone.
-            inputs = {"data": data_hash(read_table(L.selected(arm.name))), "student": self.student_identity,
-                      "training": training.fingerprint()}
-            stage = self.train_stages[arm.name] = self._stage(L.student(arm.name), "train", inputs)
+            if only is not None and arm.name != only:
+                continue
+            inputs = self._train_inputs(arm.name)
+            stage = self._stage(L.student(arm.name), "train", inputs)
             if stage.is_done():
                 continue
             d = stage.begin({**inputs, "student_ref": s.model})  # a killed training resumes from its checkpoint
@@ -194,7 +246,11 @@ class Runner:
             res = train_student(L.selected(arm.name), s.model, d, training, progress=self.progress)
             stage.finish(final_loss=res.final_loss, steps=res.steps, seconds=res.seconds)
 
-    def _profile(self) -> None:
+    def profile_targets(self) -> list[str]:
+        """What `profile` profiles: the student before training (`base`), then each arm's student."""
+        return [BASE] + [a.name for a in self.config.arms]
+
+    def _profile(self, only: str | None = None) -> None:
         from ..profiling.suites import ProfileConfig, profile_model
         from .keys import profile_scorers
 
@@ -202,11 +258,17 @@ class Runner:
         config = ProfileConfig(**self.config.profiling)
         settings = {"profiling": config.model_dump(mode="json", exclude={"batch_size"}),
                     "scorers": profile_scorers(config)}
-        targets = {BASE: (self.config.student.model, None)}
-        for arm in self.config.arms:
-            targets[arm.name] = (str(L.merged(arm.name)), self.train_stages[arm.name].key)
-        retire_others(L.profiles, list(targets), log=self.log)
-        for name, (model, after) in targets.items():
+        if only is None:
+            retire_others(L.profiles, self.profile_targets(), log=self.log)
+        elif only not in self.profile_targets():
+            raise HeirloomError(f"nothing named {only!r} to profile (targets: {', '.join(self.profile_targets())})")
+        for name in self.profile_targets():
+            if only is not None and name != only:
+                continue
+            # A student's profile is keyed on its training's key (computed, not read from a marker:
+            # a worker profiling one arm never ran `_train` in its process).
+            model, after = ((self.config.student.model, None) if name == BASE else
+                            (str(L.merged(name)), config_hash(self._train_inputs(name))))
             inputs = {"model": self.student_identity if after is None else None, "after": after, **settings}
             stage = self._stage(L.profile_dir(name), "profile", inputs)
             if stage.is_done():
@@ -267,6 +329,7 @@ def _write_yaml(config: RunConfig, path: Path) -> None:
 
 
 def run_config(config: RunConfig, run_dir: str | Path, progress: bool = True, until: str | None = None,
-               log=print) -> RunResult:
-    """Run (or resume) `config` in `run_dir`."""
-    return Runner(config, run_dir, progress=progress, log=log).run(until=until)
+               log=print, workers: int | None = None) -> RunResult:
+    """Run (or resume) `config` in `run_dir`; `workers` > 1 (default: the config's) runs independent
+    stages in that many processes (`parallel`)."""
+    return Runner(config, run_dir, progress=progress, log=log).run(until=until, workers=workers)

@@ -36,6 +36,9 @@ class TrainConfig(BaseModel):
         description="modules that get adapters: 'all-linear' (every linear layer but the output head) or names, "
         f"e.g. {LORA_TARGETS}",
     )
+    lora_layers: int | None = Field(
+        None, ge=1, description="adapters only in the last N transformer layers (None: every layer); "
+        "backpropagation then stops below them, which makes a step cheaper")
     epochs: float = Field(2.0, gt=0, description="passes over the selected data")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (overrides epochs)")
     learning_rate: float | None = Field(
@@ -96,8 +99,10 @@ class TrainConfig(BaseModel):
     def fingerprint(self) -> dict:
         """The fields that change what is trained (resume, logging and saving cadence do not), with the
         precision resolved: 'auto' trains differently on a CPU with and without bf16."""
-        return {**self.model_dump(exclude={"resume", "logging_steps", "save_steps", "save_total_limit"}),
-                "dtype": self.resolved_dtype()}
+        doc = self.model_dump(exclude={"resume", "logging_steps", "save_steps", "save_total_limit"})
+        if doc["lora_layers"] is None:  # added later: left out when unset, so earlier runs keep their keys
+            del doc["lora_layers"]
+        return {**doc, "dtype": self.resolved_dtype()}
 
 
 def load_train_config(path: str | Path | None = None, **overrides) -> TrainConfig:

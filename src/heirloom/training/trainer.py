@@ -22,13 +22,30 @@ from .config import TrainConfig
 from .data import EncodedPairs
 
 
-def lora_config(config: TrainConfig):
+def lora_config(config: TrainConfig, model=None):
     from peft import LoraConfig
 
+    targets, layers = config.lora_target_modules, None
+    if config.lora_layers is not None:
+        n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        if n_layers is None or config.lora_layers > n_layers:
+            raise HeirloomError(f"training.lora_layers: {config.lora_layers} layers asked, the model has {n_layers}")
+        layers = list(range(n_layers - config.lora_layers, n_layers))
+        if targets == "all-linear":  # peft takes layers_to_transform only with module names
+            targets = _linear_module_names(model)
     return LoraConfig(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules, bias="none", task_type="CAUSAL_LM",
+        target_modules=targets, layers_to_transform=layers, bias="none", task_type="CAUSAL_LM",
     )
+
+
+def _linear_module_names(model) -> list[str]:
+    """What peft's 'all-linear' targets: the names of every linear layer but the output head."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                   if isinstance(m, torch.nn.Linear) and m is not head})
 
 
 def build_trainer(model, tokenizer, encoded: EncodedPairs, config: TrainConfig,
@@ -77,7 +94,7 @@ def build_trainer(model, tokenizer, encoded: EncodedPairs, config: TrainConfig,
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
         trainer = _trainer_class(SFTTrainer)(
             model=model, args=args, train_dataset=encoded.to_dataset(), processing_class=tokenizer,
-            peft_config=lora_config(config) if config.method == "lora" else None,
+            peft_config=lora_config(config, model) if config.method == "lora" else None,
             callbacks=[FinalStepLog()],
             **({"data_collator": PackedCollator()} if config.batching == "packed" else {}),
         )
