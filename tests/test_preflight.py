@@ -170,3 +170,11 @@ def test_the_python_api_checks_too_and_only_for_the_stages_it_reaches(tmp_path, 
         run_config(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     assert not (tmp_path / "run").exists()
     preflight(cfg, tmp_path / "run", until="select")  # the student is not used before training
+
+
+def test_lora_layers_beyond_the_student_fails_before_generation(tmp_path, capsys, tiny_model_dir):
+    # the tiny student has 2 layers
+    _fails(tmp_path, capsys, _config(tmp_path, tiny_model_dir, training="max_length: 128, lora_layers: 3"),
+           r"student\.training\.lora_layers: 3 layers asked, .* has 2")
+    preflight(load_run_config(_config(tmp_path, tiny_model_dir, training="max_length: 128, lora_layers: 2")),
+              tmp_path / "run")

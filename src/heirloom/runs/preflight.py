@@ -47,6 +47,8 @@ def preflight(config: RunConfig, run_dir: str | Path, until: str | None = None) 
         _check(config, "profiling", lambda: _check_profile_data(config))
     if "train" in reached:  # last: loading the student's tokenizer is the slowest check
         _check(config, "student.training.max_length", lambda: _check_max_length(config, prompts))
+        if config.student.training.lora_layers is not None:
+            _check_lora_layers(config)
 
 
 def _check(config: RunConfig, field: str, fn):
@@ -167,6 +169,18 @@ def _check_profile_data(config: RunConfig) -> None:
     from ..profiling.suites import ProfileConfig, check_data
 
     check_data(ProfileConfig(**config.profiling))
+
+
+def _check_lora_layers(config: RunConfig) -> None:
+    from transformers import AutoConfig
+
+    from ..models.loader import local_path
+
+    asked = config.student.training.lora_layers
+    layers = getattr(AutoConfig.from_pretrained(local_path(config.student.model)), "num_hidden_layers", None)
+    if layers is not None and asked > layers:
+        raise HeirloomError(f"{_where(config)}: student.training.lora_layers: {asked} layers asked, "
+                            f"{config.student.model} has {layers}")
 
 
 # --- 6. prompt lengths ------------------------------------------------------------------
