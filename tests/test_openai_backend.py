@@ -245,44 +245,21 @@ def test_loglikelihood_refuses_a_server_that_generates_for_max_tokens_0():
                                                                                   progress=False)
 
 
-def test_loglikelihood_refuses_a_server_that_ignores_echo():
+def test_loglikelihood_refuses_a_server_that_ignores_echo(server):
     """llama.cpp's llama-server (commit 0c1e570) ignores `echo` and, for max_tokens=0, still generates
     one token; its logprobs cover that token only, in the chat-style `content` list. This is its
     answer, as recorded by bench/bench_llamacpp.py --checks."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     answer = {"choices": [{"text": "\n", "index": 0, "finish_reason": "length", "logprobs": {"content": [
         {"id": 198, "token": "\n", "bytes": [10], "logprob": -1.5085,
          "top_logprobs": [{"id": 198, "token": "\n", "bytes": [10], "logprob": -1.5085}]}]}}],
         "object": "text_completion", "usage": {"completion_tokens": 1, "prompt_tokens": 15, "total_tokens": 16}}
-    seen = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            data = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAIBackend("fake-model", base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1",
-                                supports_loglikelihood=True, max_retries=0, **FAST)
-        with pytest.raises(HeirloomError, match="no prompt logprobs .*set supports_loglikelihood=False"):
-            backend.loglikelihood([("The capital of France is", " Paris")], progress=False)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert len(seen) == 1 and seen[0]["echo"] is True and seen[0]["max_tokens"] == 0  # asked once, not retried
+    server.faults.append({"kind": "reply", "body": answer})
+    with pytest.raises(HeirloomError, match="no prompt logprobs .*set supports_loglikelihood=False"):
+        client(server, supports_loglikelihood=True, max_retries=0).loglikelihood(
+            [("The capital of France is", " Paris")], progress=False)
+    bodies = posts(server)
+    assert len(bodies) == 1  # asked once, not retried
+    assert bodies[0]["body"]["echo"] is True and bodies[0]["body"]["max_tokens"] == 0
 
 
 def test_loglikelihood_needs_the_option(server):

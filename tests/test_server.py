@@ -75,7 +75,8 @@ class FakeBackend(Backend):
 
 
 class FaultyHandler(Handler):
-    """Answers the next requests with injected faults; records bodies, headers and concurrency."""
+    """Answers the next requests with injected faults (an HTTP status, a stall, a dropped connection,
+    or `reply`: a given JSON body); records bodies, headers and concurrency."""
 
     def do_POST(self):
         srv = self.server
@@ -87,7 +88,10 @@ class FaultyHandler(Handler):
         try:
             if fault is None:
                 return super().do_POST()
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if fault["kind"] == "reply":  # a recorded answer of another server, sent as it is
+                srv.bodies.append({"path": self.path, "body": json.loads(raw), "auth": self.headers.get("Authorization")})
+                return self.send_json(200, fault["body"])
             if fault["kind"] in ("stall", "drop"):
                 if fault["kind"] == "stall":
                     srv.stopping.wait(fault.get("seconds", 30))
