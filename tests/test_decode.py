@@ -4,6 +4,7 @@ Rows end early here because a hook raises the end-of-sequence logit, so finished
 refilled with waiting prompts; every sample must equal the one the prompt gets alone.
 """
 
+import functools
 import warnings
 
 import pytest
@@ -73,6 +74,31 @@ def test_a_longer_prompt_entering_later_widens_the_window(eos_backend, monkeypat
     assert widened
 
 
+def test_prompts_of_very_different_lengths_are_prefilled_apart(eos_backend, monkeypatch):
+    """One long prompt among short ones: each length group is prefilled at its own width (the
+    prefill never pads the short prompts to the long one), and the samples are the ones alone."""
+    assert decode_mod.length_groups([100, 60, 50, 49, 10, 9]) == [[0, 1, 2], [3], [4, 5]]
+    widths = []
+    original = type(eos_backend.model).forward
+
+    @functools.wraps(original)  # keeps the signature, which names the cache keyword
+    def forward(self, input_ids=None, **kw):
+        widths.append(tuple(input_ids.shape))
+        return original(self, input_ids=input_ids, **kw)
+
+    monkeypatch.setattr(type(eos_backend.model), "forward", forward)
+    long_prompt = " ".join(PROMPTS * 3)
+    prompts = [long_prompt, "Hi", "ok", "2+2?"]
+    params = SamplingParams(max_new_tokens=8, seed=5)
+    alone = [eos_backend.generate([p], k=2, params=params, progress=False)[0] for p in prompts]
+    widths.clear()
+    together = eos_backend.generate(prompts, k=2, params=params, progress=False)
+    assert texts(together) == texts(alone)
+    prefills = [w for w in widths if w[1] > 1]
+    n_long = len(eos_backend._encode(long_prompt, None, 0, params))
+    assert prefills == [(1, n_long + 1), (3, max(len(eos_backend._encode(p, None, 0, params)) for p in prompts[1:]) + 1)]
+
+
 def test_progress_counts_every_sample_once(eos_backend):
     seen = []
     params = SamplingParams(max_new_tokens=6)
@@ -129,3 +155,10 @@ def test_buffered_layer_trim_widen_and_write_rows():
     layer.write_rows(torch.tensor([1]), new_k, new_v)
     assert torch.equal(layer.keys[1, :, -4:], new_k[0]) and torch.equal(layer.values[1, :, -4:], new_v[0])
     assert torch.equal(layer.keys[[0, 2]], before[[0, 2]]) and torch.equal(layer.keys[1, :, :4], before[1, :, :4])
+    before = layer.keys.clone()
+    layer.append_rows(new_k, new_v)  # a row prefilled apart: right-aligned, zeros on its left
+    assert layer.keys.shape[0] == 4 and torch.equal(layer.keys[:3], before)
+    assert torch.equal(layer.keys[3, :, -4:], new_k[0]) and torch.equal(layer.values[3, :, -4:], new_v[0])
+    assert torch.equal(layer.keys[3, :, :-4], torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match="do not fit"):
+        layer.append_rows(torch.randn(1, 2, 9, 4), torch.randn(1, 2, 9, 4))

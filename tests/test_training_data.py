@@ -144,6 +144,35 @@ def test_long_completion_loses_tail_and_is_counted(tok):
     assert enc.summary()["n_truncated"] == 1
 
 
+@pytest.mark.parametrize("batching", ["padded", "packed"])
+def test_completion_cut_off_by_the_generator_ends_or_stays_open(tok, tmp_path, batching):
+    """finish_reason 'length' (the teacher hit its token limit mid-answer): by default it ends like any
+    completion (plain SFT); with cut_off_completions='open' its tokens are trained and an end-of-turn is
+    not, in the trainer's own batches."""
+    from heirloom.training.data import open_ended, open_key
+
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    cut = PAIRS.assign(finish_reason=["stop", "length", "stop", None])  # None: a row that does not say
+    closed = encode_pairs(PAIRS, tok, 256)
+    default = encode_pairs(cut, tok, 256)
+    assert default.labels == closed.labels and default.cut_off_rows == [1] and default.open_rows == []
+    enc = encode_pairs(cut, tok, 256, cut_off_completions="open")
+    assert enc.open_rows == enc.cut_off_rows == [1] and enc.summary()["n_open"] == enc.summary()["n_cut_off"] == 1
+    assert enc.input_ids[1] == closed.input_ids[1][:-1] and enc.labels[1] == closed.labels[1][:-1]
+    assert [enc.labels[i] for i in (0, 2, 3)] == [closed.labels[i] for i in (0, 2, 3)]
+    completion = tok(PAIRS["completion"][1], add_special_tokens=False)["input_ids"]
+    config = TrainConfig(method="lora", batch_size=4, max_steps=1, device="cpu", batching=batching)
+    trainer = build_trainer(tiny_model(tok), tok, enc, config, tmp_path, progress=False)
+    examples = [r for b in trainer.get_train_dataloader() for r in rows(b)]
+    trained = [[t for t in labels if t != IGNORE] for _, labels in examples]
+    assert sorted(trained) == sorted([t for t in row if t != IGNORE] for row in enc.labels)
+    assert [c for c in trained if c[-1] != im_end] == [completion]
+    # Which rows stay open is part of the training key, and only when some do (old runs keep theirs).
+    assert open_ended(cut) == open_ended(PAIRS, "open") == [False] * 4
+    assert open_key(open_ended(cut)) == open_key(open_ended(PAIRS, "open")) == {}
+    assert open_key(open_ended(cut, "open")) != open_key(open_ended(cut.assign(finish_reason="length"), "open"))
+
+
 def test_prompt_too_long_is_an_error_naming_the_row(tok):
     enc = encode_pairs(PAIRS, tok, 256)
     lens = [sum(1 for t in row if t == IGNORE) for row in enc.labels]

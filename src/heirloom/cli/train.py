@@ -40,6 +40,8 @@ def _default(name: str):
               help=_help("grad_accum"))
 @click.option("--max-length", type=int, default=None, show_default=str(_default("max_length")),
               help=_help("max_length"))
+@click.option("--cut-off-completions", type=click.Choice(["open", "end"]), default=None,
+              show_default=_default("cut_off_completions"), help=_help("cut_off_completions"))
 @click.option("--seed", type=int, default=None, show_default=str(_default("seed")), help=_help("seed"))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               show_default=_default("device"), help=_help("device"))
@@ -51,7 +53,7 @@ def _default(name: str):
 @click.option("--overwrite", is_flag=True,
               help="write into OUT even when it holds files `heirloom train` did not make")
 def command(data, student, out_dir, config_path, method, epochs, max_steps, lr, batch_size, grad_accum,
-            max_length, seed, device, dtype, resume, quiet, overwrite):
+            max_length, cut_off_completions, seed, device, dtype, resume, quiet, overwrite):
     """Fine-tune STUDENT on the selected pairs in DATA (LoRA by default, loss on the completion only).
 
     Writes OUT/merged (a model `--student OUT/merged` loads), OUT/adapter for LoRA,
@@ -66,7 +68,8 @@ def command(data, student, out_dir, config_path, method, epochs, max_steps, lr, 
     check_output_dir(out_dir, TRAIN_MARKERS, overwrite, what="`heirloom train`")
     config = load_train_config(
         config_path, method=method, epochs=epochs, max_steps=max_steps, learning_rate=lr, batch_size=batch_size,
-        grad_accum=grad_accum, max_length=max_length, seed=seed, device=device, dtype=dtype, resume=resume,
+        grad_accum=grad_accum, max_length=max_length, cut_off_completions=cut_off_completions, seed=seed,
+        device=device, dtype=dtype, resume=resume,
     )
     check_model(student)  # a typo or a non-model directory fails before the data is tokenized
     result = train_student(data, student, out_dir, config, progress=not quiet)

@@ -7,9 +7,10 @@ keeps the same interface (the model sees views of the filled part) but writes
 each step in place, growing the buffer geometrically only when it is full.
 
 For continuous batching a layer can also hide leading columns no row attends to any more
-(`trim`), show more on the left (`widen`) and overwrite finished rows with new prompts'
-prefills (`write_rows`). `cache_kwarg` names the keyword a model's forward takes the cache
-under (`cache` in transformers >= 5.2x, `past_key_values` before).
+(`trim`), show more on the left (`widen`), overwrite finished rows with new prompts'
+prefills (`write_rows`) and take rows that were prefilled apart (`append_rows`). `cache_kwarg`
+names the keyword a model's forward takes the cache under (`cache` in transformers >= 5.2x,
+`past_key_values` before).
 
 Left out: sliding-window layers (models that have them keep the stock cache).
 """
@@ -90,6 +91,21 @@ class BufferedLayer(DynamicLayer):
         n = key_states.shape[-2]
         self._k[rows, :, self.length - n:self.length] = key_states
         self._v[rows, :, self.length - n:self.length] = value_states
+        self._views()
+
+    def append_rows(self, key_states, value_states) -> None:
+        """Add batch rows after the existing ones, right-aligned in the visible columns; the columns
+        left of them hold zeros (finite, to be masked by the caller)."""
+        import torch
+
+        n = key_states.shape[-2]
+        if n > self.length - self.start:
+            raise ValueError(f"rows of {n} columns do not fit in {self.length - self.start} visible columns")
+        shape = (key_states.shape[0], *self._k.shape[1:])
+        k, v = self._k.new_zeros(shape), self._v.new_zeros(shape)
+        k[:, :, self.length - n:self.length] = key_states
+        v[:, :, self.length - n:self.length] = value_states
+        self._k, self._v = torch.cat([self._k, k]), torch.cat([self._v, v])
         self._views()
 
     def batch_repeat_interleave(self, repeats: int) -> None:

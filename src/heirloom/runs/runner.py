@@ -219,11 +219,12 @@ class Runner:
     def _train_inputs(self, arm: str) -> dict:
         # Keyed on the pairs it learns from, not on the selection's key: a rescoring that picks
         # the same pairs (a metric added or dropped elsewhere) leaves the student alone.
-        from ..training.data import data_hash
+        from ..training.data import data_hash, open_ended, open_key
 
         training = self.config.student.training.model_copy(update={"seed": self.config.seed})
-        return {"data": data_hash(read_table(self.layout.selected(arm))), "student": self.student_identity,
-                "training": training.fingerprint()}
+        pairs = read_table(self.layout.selected(arm))
+        return {"data": data_hash(pairs), "student": self.student_identity, "training": training.fingerprint(),
+                **open_key(open_ended(pairs, training.cut_off_completions))}
 
     def _train(self, only: str | None = None) -> None:
         from ..training.sft import train_student

@@ -53,6 +53,11 @@ class TrainConfig(BaseModel):
         "error", description="a prompt that leaves no room for its completion within max_length: stop with an "
         "error naming it, or skip the pair (counted and listed in train.meta.json; the prompt alone decides, so "
         "every arm of a run skips the same prompts)")
+    cut_off_completions: Literal["end", "open"] = Field(
+        "end", description="a completion the generator cut off at its token limit (finish_reason 'length'): "
+        "'end' appends the end-of-turn as to any completion (plain SFT on the text, comparable with the paper's "
+        "set-up; the student learns to stop near that limit), 'open' trains its tokens without one (the teacher "
+        "never ended there; lets a max-length student write past the limit)")
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="share of steps with linear learning-rate warmup")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
@@ -102,6 +107,8 @@ class TrainConfig(BaseModel):
         doc = self.model_dump(exclude={"resume", "logging_steps", "save_steps", "save_total_limit"})
         if doc["lora_layers"] is None:  # added later: left out when unset, so earlier runs keep their keys
             del doc["lora_layers"]
+        # Which completions stay open depends on the data too: `data.open_key` keys the rows themselves.
+        del doc["cut_off_completions"]
         return {**doc, "dtype": self.resolved_dtype()}
 
 

@@ -12,7 +12,11 @@ completion-only SFT has failed silently before):
   after it (SmolLM2 adds a newline) is trained;
 - length limits are explicit: a completion too long for `max_length` loses its
   tail (and then gets no end-of-turn, so the student is not taught to stop
-  mid-sentence); such rows are counted and reported. A prompt that leaves no
+  mid-sentence); such rows are counted and reported. A completion the
+  *generator* cut off at its token limit (`finish_reason` 'length') gets its
+  end-of-turn by default, as plain SFT on the text gives it; with
+  `cut_off_completions="open"` it is trained without one, since the teacher
+  never ended it there (docs/training.md weighs the two). A prompt that leaves no
   room for a single completion token is an error, or, when asked for
   (`long_prompts="skip"`), a pair left out, counted and listed: never a silent drop.
 
@@ -53,8 +57,28 @@ def load_pairs(data: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, st
     return df.reset_index(drop=True), source
 
 
+def cut_off(pairs: pd.DataFrame) -> list[bool]:
+    """Per pair, whether the generator cut its completion off at the token limit (`finish_reason`
+    'length', heirloom's and OpenAI's name). Pairs without a `finish_reason` column: none."""
+    if "finish_reason" not in pairs.columns:
+        return [False] * len(pairs)
+    return [reason == "length" for reason in pairs["finish_reason"]]
+
+
+def open_ended(pairs: pd.DataFrame, cut_off_completions: str = "end") -> list[bool]:
+    """Per pair, whether its completion is trained without an end-of-turn: the cut-off ones when
+    `cut_off_completions` is 'open', none when it is 'end' (the default)."""
+    return cut_off(pairs) if cut_off_completions == "open" else [False] * len(pairs)
+
+
 def data_hash(df: pd.DataFrame) -> str:
     return config_hash([[p, c] for p, c in zip(df["prompt"], df["completion"])])
+
+
+def open_key(open_rows: list[bool]) -> dict:
+    """The open completions as a key entry: empty when every completion ends (the default), so that
+    runs from before `cut_off_completions` existed keep their keys."""
+    return {"open_completions": config_hash([i for i, o in enumerate(open_rows) if o])} if any(open_rows) else {}
 
 
 def uses_chat(tokenizer, prompt_format: str) -> bool:
@@ -95,6 +119,8 @@ class EncodedPairs:
     end_of_turn: str
     truncated_rows: list[int] = field(default_factory=list)
     truncated_tokens: int = 0  # completion (+ end-of-turn) tokens cut off, over all rows
+    cut_off_rows: list[int] = field(default_factory=list)  # cut off by the generator at its token limit
+    open_rows: list[int] = field(default_factory=list)  # of those, the ones trained without an end-of-turn
     skipped: list[str] = field(default_factory=list)  # pairs left out (long_prompts="skip"), named by _where
 
     @property
@@ -109,6 +135,9 @@ class EncodedPairs:
             "n_truncated": len(self.truncated_rows),
             "truncated_rows": self.truncated_rows[:20],
             "truncated_tokens": self.truncated_tokens,
+            "n_cut_off": len(self.cut_off_rows),
+            "cut_off_rows": self.cut_off_rows[:20],
+            "n_open": len(self.open_rows),
             "trained_tokens": self.trained_tokens,
             "max_tokens": max(len(r) for r in self.input_ids),
             "prompt_format": "chat" if self.chat else "qa",
@@ -122,8 +151,10 @@ class EncodedPairs:
 
 
 def encode_pairs(pairs: pd.DataFrame, tokenizer, max_length: int, prompt_format: str = "auto",
-                 source: str = "training data", long_prompts: str = "error") -> EncodedPairs:
-    """Tokenize each pair as prompt ids + completion ids + end-of-turn, labels on the last two."""
+                 source: str = "training data", long_prompts: str = "error",
+                 cut_off_completions: str = "end") -> EncodedPairs:
+    """Tokenize each pair as prompt ids + completion ids + end-of-turn, labels on the last two; with
+    `cut_off_completions="open"` a completion the generator cut off gets no end-of-turn."""
     chat = uses_chat(tokenizer, prompt_format)
     eot = end_of_turn_id(tokenizer, chat)
     texts = [format_prompt(tokenizer, p, True) if chat else QA_TEMPLATE.format(prompt=p) for p in pairs["prompt"]]
@@ -142,10 +173,15 @@ def encode_pairs(pairs: pd.DataFrame, tokenizer, max_length: int, prompt_format:
     out = EncodedPairs([], [], chat=chat, end_of_turn=tokenizer.convert_ids_to_tokens(eot),
                        skipped=[_where(pairs, [i]) + f": prompt is {len(prompts[i])} tokens" for i in too_long])
     skip = set(too_long)
+    cut, open_rows = cut_off(pairs), open_ended(pairs, cut_off_completions)
     for i, (p, c) in enumerate(zip(prompts, completions)):
         if i in skip:
             continue
-        target = list(c) + [eot]
+        if cut[i]:
+            out.cut_off_rows.append(i)
+        if open_rows[i]:
+            out.open_rows.append(i)
+        target = list(c) + ([] if open_rows[i] else [eot])
         room = max_length - len(p)
         if len(target) > room:
             out.truncated_rows.append(i)

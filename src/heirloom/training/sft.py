@@ -34,7 +34,7 @@ from ..provenance import record
 from ..tables import write_json
 from .checkpoints import prepare_checkpoints
 from .config import TrainConfig
-from .data import data_hash, encode_pairs, load_pairs
+from .data import data_hash, encode_pairs, load_pairs, open_ended, open_key
 from .trainer import build_trainer
 
 
@@ -82,7 +82,8 @@ def train_student(data: pd.DataFrame | str | os.PathLike, student: str, out_dir:
     out = Path(out_dir)
     pairs, source = load_pairs(data)
     model, tokenizer = load_student(student, config)
-    encoded = encode_pairs(pairs, tokenizer, config.max_length, config.prompt_format, source, config.long_prompts)
+    encoded = encode_pairs(pairs, tokenizer, config.max_length, config.prompt_format, source, config.long_prompts,
+                           config.cut_off_completions)
     if encoded.skipped:
         print(f"note: skipped {len(encoded.skipped)} of {len(pairs)} pairs whose prompt leaves no room within "
               f"max_length={config.max_length} (long_prompts: skip); listed in train.meta.json", file=sys.stderr)
@@ -90,11 +91,17 @@ def train_student(data: pd.DataFrame | str | os.PathLike, student: str, out_dir:
         print(f"note: {len(encoded.truncated_rows)} of {len(pairs)} completions lost their tail to "
               f"max_length={config.max_length} ({encoded.truncated_tokens} tokens); see train.meta.json",
               file=sys.stderr)
+    n_cut = len(encoded.cut_off_rows)
+    if n_cut:  # either way the student learns something about that limit: say so
+        how = "without" if config.cut_off_completions == "open" else "with"
+        print(f"note: {n_cut} of {len(pairs)} completions were cut off at the generator's token limit; trained "
+              f"{how} an end-of-turn there (cut_off_completions: {config.cut_off_completions})", file=sys.stderr)
 
     digest = data_hash(pairs)
     ckpt_dir = out / "checkpoints"
     resume_from = prepare_checkpoints(
-        ckpt_dir, {"student": student, "data_sha": digest, "config": config.fingerprint()}, config.resume)
+        ckpt_dir, {"student": student, "data_sha": digest, "config": config.fingerprint(),
+                   **open_key(open_ended(pairs, config.cut_off_completions))}, config.resume)
     trainer = build_trainer(model, tokenizer, encoded, config, ckpt_dir, progress)
     start = time.perf_counter()
     with (nullcontext() if progress else quiet_loading()):  # checkpoint saves show transformers' bars
