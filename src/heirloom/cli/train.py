@@ -40,7 +40,7 @@ def _default(name: str):
               help=_help("grad_accum"))
 @click.option("--max-length", type=int, default=None, show_default=str(_default("max_length")),
               help=_help("max_length"))
-@click.option("--cut-off-completions", type=click.Choice(["open", "end"]), default=None,
+@click.option("--cut-off-completions", type=click.Choice(["end", "open"]), default=None,
               show_default=_default("cut_off_completions"), help=_help("cut_off_completions"))
 @click.option("--seed", type=int, default=None, show_default=str(_default("seed")), help=_help("seed"))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,

@@ -55,8 +55,8 @@ class TrainConfig(BaseModel):
         "every arm of a run skips the same prompts)")
     cut_off_completions: Literal["end", "open"] = Field(
         "end", description="a completion the generator cut off at its token limit (finish_reason 'length'): "
-        "'end' appends the end-of-turn as to any completion (plain SFT on the text, comparable with the paper's "
-        "set-up; the student learns to stop near that limit), 'open' trains its tokens without one (the teacher "
+        "'end' appends the end-of-turn as to any completion (plain SFT on the text, as TRL does; the "
+        "student learns to stop near that limit), 'open' trains its tokens without one (the teacher "
         "never ended there; lets a max-length student write past the limit)")
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="share of steps with linear learning-rate warmup")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
